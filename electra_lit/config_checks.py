@@ -1,0 +1,98 @@
+"""Checks of the composed config that run before anything is built or trained.
+
+Each failure is a :class:`ConfigError` with a one-line message naming the key, the value and
+what would work, so a typo costs seconds rather than a failed job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from importlib import resources
+
+from omegaconf import DictConfig, OmegaConf
+
+from electra_lit.errors import ConfigError
+from electra_lit.models import EMBEDDING_SHARING_MODES, EncoderConfig
+
+CONFIG_PACKAGE = "electra_lit.conf"
+_GROUP_OVERRIDE = re.compile(r"^[+~]?(?P<group>[A-Za-z_][\w/]*)=(?P<value>[\w.,-]+)$")
+
+
+def config_groups() -> dict[str, list[str]]:
+    """Every top-level config group and its options, read from the packaged conf/ folder."""
+    root = resources.files(CONFIG_PACKAGE)
+    return {
+        entry.name: sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
+        for entry in root.iterdir()
+        if entry.is_dir() and not entry.name.startswith("__")
+    }
+
+
+def check_group_choices(overrides: Sequence[str]) -> None:
+    """Reject ``group=option`` overrides (sweeps ``group=a,b`` too) whose option does not exist."""
+    groups = config_groups()
+    for override in overrides:
+        match = _GROUP_OVERRIDE.match(override)
+        if not match or match["group"] not in groups:
+            continue
+        group, options = match["group"], groups[match["group"]]
+        for value in match["value"].split(","):
+            if value not in options and value != "null":
+                raise ConfigError(
+                    f"{group}={value}: no such option in config group '{group}'; "
+                    f"choose one of: {', '.join(options)}"
+                )
+
+
+def _require(condition: bool, key: str, value: object, problem: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}={value} {problem}")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check values and cross-key constraints of a pretraining config."""
+    masking, data, model = cfg.masking, cfg.data, cfg.model
+
+    p = masking.mask_prob
+    _require(isinstance(p, (int, float)) and 0 < p < 1, "masking.mask_prob", p,
+             "is outside (0, 1); use a fraction such as masking.mask_prob=0.15")
+    q = masking.mask_token_prob
+    _require(isinstance(q, (int, float)) and 0 <= q <= 1, "masking.mask_token_prob", q,
+             "is outside [0, 1]; the paper uses 0.85")
+
+    disc = OmegaConf.to_container(model.discriminator, resolve=True)
+    fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"vocab_size"}
+    unknown = sorted(set(disc) - fields)
+    _require(not unknown, "model.discriminator", unknown,
+             f"has unknown keys; the keys are: {', '.join(sorted(fields))}")
+    try:
+        encoder = EncoderConfig(vocab_size=1, **disc)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model.discriminator: {err}") from None
+
+    length = data.max_seq_length
+    _require(isinstance(length, int) and 8 <= length <= encoder.max_position_embeddings,
+             "data.max_seq_length", length,
+             f"must be in [8, {encoder.max_position_embeddings}] (the model's "
+             "max_position_embeddings); lower it or raise model.discriminator.max_position_embeddings")
+    n = masking.max_predictions
+    _require(n is None or (isinstance(n, int) and 1 <= n <= length), "masking.max_predictions", n,
+             f"must be null or in [1, data.max_seq_length={length}]")
+    _require(isinstance(data.batch_size, int) and data.batch_size >= 1, "data.batch_size", data.batch_size,
+             "must be a positive integer")
+
+    f = model.generator_fraction
+    _require(isinstance(f, (int, float)) and 0 < f <= 1, "model.generator_fraction", f,
+             "must be in (0, 1]; the paper uses 1/4 (Small, Large) or 1/3 (Base)")
+    _require(model.embedding_sharing in EMBEDDING_SHARING_MODES, "model.embedding_sharing",
+             model.embedding_sharing, f"is not one of: {', '.join(EMBEDDING_SHARING_MODES)}")
+
+    steps = cfg.trainer.get("max_steps")
+    _require(isinstance(steps, int) and steps > 0, "trainer.max_steps", steps,
+             "must be a positive integer: the learning rate decays to 0 at that step")
+    warmup = cfg.lr_schedule.warmup_steps
+    _require(isinstance(warmup, int) and warmup >= 0, "lr_schedule.warmup_steps", warmup,
+             "must be a non-negative integer")
+    _require(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "must be positive")

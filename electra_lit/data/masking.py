@@ -1,0 +1,109 @@
+"""The masking collator: stacks packed sequences and picks the positions the generator predicts.
+
+Each sequence gets n = max(1, round(mask_prob * real tokens)) predictions, capped by
+``max_predictions`` (the same P for every batch, so shapes never change). Positions are drawn
+without replacement among the real tokens that are not [CLS], [SEP], [MASK] or padding;
+of them ``mask_token_prob`` (85%) become [MASK] and the rest keep their token.
+
+Masks are a pure function of ``seed`` and the batch's example keys: the same batch gets the same
+masks with 0 or 8 workers, and a resumed run masks exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from electra_lit.data.tokenizer import SpecialTokenIds
+
+
+def default_max_predictions(mask_prob: float, max_seq_length: int) -> int:
+    """ELECTRA's cap on predictions per sequence: int((mask_prob + 0.005) * max_seq_length)."""
+    return max(1, int((mask_prob + 0.005) * max_seq_length))
+
+
+class MaskingCollator:
+    """``collate_fn`` for examples ``{"key", "input_ids", "token_type_ids", "attention_mask"}``.
+
+    Returns a batch of fixed-shape tensors: ``input_ids`` (with [MASK]s), ``token_type_ids``,
+    ``attention_mask`` (B, S) and ``masked_positions``, ``masked_ids`` (the original tokens),
+    ``masked_weights`` (1.0 real, 0.0 unused slot) (B, P). Unused slots point at position 0
+    and hold its token, so writing them back is a no-op.
+    """
+
+    def __init__(
+        self,
+        *,
+        special_token_ids: SpecialTokenIds,
+        max_seq_length: int,
+        mask_prob: float = 0.15,
+        max_predictions: int | None = None,
+        mask_token_prob: float = 0.85,
+        seed: int = 0,
+    ):
+        if not 0.0 < mask_prob < 1.0:
+            raise ValueError(f"mask_prob={mask_prob} must be in (0, 1)")
+        if not 0.0 <= mask_token_prob <= 1.0:
+            raise ValueError(f"mask_token_prob={mask_token_prob} must be in [0, 1]")
+        if max_predictions is None:
+            max_predictions = default_max_predictions(mask_prob, max_seq_length)
+        if not 1 <= max_predictions <= max_seq_length:
+            raise ValueError(f"max_predictions={max_predictions} must be in [1, max_seq_length={max_seq_length}]")
+        self.mask_prob = mask_prob
+        self.mask_token_prob = mask_token_prob
+        self.max_predictions = max_predictions
+        self.mask_token_id = special_token_ids.mask
+        self.never_masked = torch.tensor(special_token_ids.never_masked)
+        self.seed = seed
+
+    def _generator(self, keys: Sequence[int]) -> torch.Generator:
+        """A generator seeded by ``seed`` and the ordered example keys of this batch."""
+        digest = hashlib.blake2b(
+            np.asarray(keys, dtype=np.int64).tobytes(),
+            digest_size=8,
+            key=(self.seed % 2**64).to_bytes(8, "little"),
+        ).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+    def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        try:
+            keys = [int(example["key"]) for example in examples]
+        except KeyError:
+            raise KeyError(
+                "MaskingCollator needs a unique integer 'key' in every example; masks are derived from it"
+            ) from None
+
+        def stack(name: str) -> torch.Tensor:
+            return torch.from_numpy(np.stack([np.asarray(e[name]) for e in examples])).long()
+
+        input_ids, token_type_ids, attention_mask = (
+            stack("input_ids"), stack("token_type_ids"), stack("attention_mask")
+        )
+        generator = self._generator(keys)
+        batch_size, seq_len = input_ids.shape
+        num_slots = self.max_predictions
+
+        candidates = attention_mask.bool() & ~torch.isin(input_ids, self.never_masked)
+        num_to_mask = (attention_mask.sum(1) * self.mask_prob).round().long().clamp(1, num_slots)
+        num_to_mask = torch.minimum(num_to_mask, candidates.sum(1))
+
+        scores = torch.rand(batch_size, seq_len, generator=generator).masked_fill(~candidates, -1.0)
+        chosen = scores.topk(num_slots, dim=1).indices  # candidates first, in random order
+        used = torch.arange(num_slots) < num_to_mask[:, None]
+        positions = torch.where(used, chosen, 0)
+        masked_ids = input_ids.gather(1, positions)
+
+        to_mask_token = used & (torch.rand(batch_size, num_slots, generator=generator) < self.mask_token_prob)
+        new_tokens = torch.where(to_mask_token, self.mask_token_id, masked_ids)
+        return {
+            "input_ids": input_ids.scatter(1, positions, new_tokens),
+            "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask,
+            "masked_positions": positions,
+            "masked_ids": masked_ids,
+            "masked_weights": used.float(),
+        }

@@ -1,0 +1,113 @@
+"""WordPiece tokenizers from the ``tokenizers`` library: a vocab file, or one trained on a corpus.
+
+Both use BERT's text pipeline (BERT normalizer, optional lower-casing, BERT pre-tokenizer).
+Nothing downstream hard-codes a token id: :class:`SpecialTokenIds` reads them from the vocab.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from electra_lit.data.corpus import TextCorpus
+from electra_lit.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@dataclass(frozen=True)
+class SpecialTokenIds:
+    pad: int
+    unk: int
+    cls: int
+    sep: int
+    mask: int
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Tokenizer) -> SpecialTokenIds:
+        ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+        missing = [token for token, i in ids.items() if i is None]
+        if missing:
+            raise ConfigError(
+                f"the tokenizer's vocab lacks {', '.join(missing)}; ELECTRA needs all of "
+                f"{', '.join(SPECIAL_TOKENS)} in the vocab"
+            )
+        return cls(*(ids[token] for token in SPECIAL_TOKENS))
+
+    @property
+    def never_masked(self) -> tuple[int, ...]:
+        """Tokens the masking never picks: padding, [CLS], [SEP] and [MASK] itself."""
+        return (self.pad, self.cls, self.sep, self.mask)
+
+
+def builtin_vocab_file() -> Path:
+    """The BERT uncased WordPiece vocab (30522 entries) shipped with the package."""
+    return Path(str(resources.files("electra_lit.assets") / "vocab" / "bert-base-uncased-vocab.txt"))
+
+
+def _bert_text_pipeline(model: models.WordPiece, lowercase: bool) -> Tokenizer:
+    tokenizer = Tokenizer(model)
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    return tokenizer
+
+
+def load_wordpiece(vocab_file: str | None = None, lowercase: bool = True) -> Tokenizer:
+    """A WordPiece tokenizer from a ``vocab.txt`` (one token per line); ``None`` is BERT uncased."""
+    path = Path(vocab_file).expanduser() if vocab_file else builtin_vocab_file()
+    if not path.is_file():
+        raise ConfigError(f"tokenizer.vocab_file: '{vocab_file}' does not exist; give a vocab.txt path")
+    tokenizer = _bert_text_pipeline(models.WordPiece.from_file(str(path), unk_token="[UNK]"), lowercase)
+    SpecialTokenIds.from_tokenizer(tokenizer)  # fail now, naming the missing tokens
+    return tokenizer
+
+
+def train_wordpiece(
+    corpus: TextCorpus,
+    vocab_size: int = 8192,
+    lowercase: bool = True,
+    min_frequency: int = 2,
+    cache_dir: str = "~/.cache/electra_lit",
+) -> Tokenizer:
+    """Train a WordPiece vocab on ``corpus``, or load it from ``cache_dir`` if this corpus and
+    these settings were trained before. The cache file is written atomically, so runs that
+    start together (a multirun, DDP ranks) never read a half-written file."""
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise ConfigError(f"tokenizer.vocab_size={vocab_size} is too small; use e.g. 8192")
+    case = "uncased" if lowercase else "cased"
+    key = f"wordpiece-{corpus.fingerprint()}-{vocab_size}-{case}-min{min_frequency}"
+    path = Path(cache_dir).expanduser() / "tokenizers" / f"{key}.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+
+    log.info("Training a %d-token WordPiece vocab on %d file(s); cached at %s", vocab_size, len(corpus.files), path)
+    tokenizer = _bert_text_pipeline(models.WordPiece(unk_token="[UNK]"), lowercase)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+    )
+    tokenizer.train_from_iterator(
+        (sentence for document in corpus.documents() for sentence in document), trainer
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(tokenizer.to_str())
+    os.replace(tmp.name, path)
+    return tokenizer
+
+
+def save_tokenizer(tokenizer: Tokenizer, directory: str | Path) -> None:
+    """Write ``tokenizer.json`` and a BERT-style ``vocab.txt`` (token per line, in id order)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(directory / "tokenizer.json"))
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")

@@ -1,0 +1,99 @@
+"""The LightningModule of ELECTRA pretraining: the generator/discriminator pair and the RTD step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.optim.lr_scheduler import LambdaLR
+
+from electra_lit.lit.metrics import PretrainMetrics
+from electra_lit.models import EncoderConfig, build_generator_and_discriminator
+from electra_lit.optim import electra_lr_lambda, parameter_groups
+
+
+def _plain(value: Mapping) -> dict:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else dict(value)
+
+
+class ElectraPretrainModule(L.LightningModule):
+    """Holds the generator and discriminator; trains them with the configured objective.
+
+    Args:
+        model: ``discriminator`` (:class:`EncoderConfig` fields but the vocab size),
+            ``generator_fraction`` and ``embedding_sharing``.
+        vocab_size: the tokenizer's vocabulary size.
+        objective: ``_target_`` and arguments of the objective (e.g. ``ReplacedTokenDetection``).
+        optimizer: AdamW's ``lr``, ``betas``, ``eps``, ``weight_decay``.
+        lr_schedule: ``warmup_steps``; the decay ends at the trainer's ``max_steps``.
+
+    All arguments are plain values saved in every checkpoint, so
+    ``ElectraPretrainModule.load_from_checkpoint(path)`` rebuilds the model without a config.
+    """
+
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        vocab_size: int,
+        objective: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        lr_schedule: Mapping[str, Any],
+    ):
+        super().__init__()
+        self.save_hyperparameters(
+            {
+                "model": _plain(model),
+                "vocab_size": vocab_size,
+                "objective": _plain(objective),
+                "optimizer": _plain(optimizer),
+                "lr_schedule": _plain(lr_schedule),
+            }
+        )
+        model = self.hparams.model
+        self.generator, self.discriminator = build_generator_and_discriminator(
+            EncoderConfig(vocab_size=vocab_size, **model["discriminator"]),
+            generator_fraction=model["generator_fraction"],
+            embedding_sharing=model["embedding_sharing"],
+        )
+        self.objective = instantiate(self.hparams.objective)
+        self.train_metrics = PretrainMetrics(vocab_size)
+        self.val_metrics = PretrainMetrics(vocab_size)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        out = self.objective(self.generator, self.discriminator, batch)
+        metrics = self.train_metrics if stage == "train" else self.val_metrics
+        metrics(out)
+        per_step = stage == "train"
+        log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])
+        self.log(f"{stage}/loss", out.loss, prog_bar=True, **log)
+        self.log(f"{stage}/gen_loss", out.gen_loss, **log)
+        self.log(f"{stage}/disc_loss", out.disc_loss, **log)
+        for name, metric in metrics.items():
+            self.log(f"{stage}/{name}", metric, prog_bar=name == "disc_acc", **log)
+        return out.loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False)
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        opt = self.hparams.optimizer
+        optimizer = torch.optim.AdamW(
+            parameter_groups(self, opt["weight_decay"]),
+            lr=opt["lr"],
+            betas=tuple(opt["betas"]),
+            eps=opt["eps"],
+            fused=True if self.device.type == "cuda" else None,
+        )
+        total_steps = self.trainer.max_steps
+        if total_steps is None or total_steps <= 0:
+            raise ValueError("trainer.max_steps must be set: the learning rate decays to 0 at that step")
+        schedule = LambdaLR(optimizer, electra_lr_lambda(total_steps, self.hparams.lr_schedule["warmup_steps"]))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,31 @@
+"""The closing lines of a run: where the losses ended, where the checkpoint is, how to go on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+
+def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
+    """Final losses and accuracies (train and val), the checkpoint and metrics paths."""
+    run_dir = Path(run_dir)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    lines = ["", f"Pretraining stopped at step {trainer.global_step} of {trainer.max_steps}."]
+    for stage in ("train", "val"):
+        m = {key.split("/", 1)[1]: value for key, value in metrics.items() if key.startswith(f"{stage}/")}
+        if "loss" not in m:
+            continue
+        line = f"  {stage:<5} loss {m['loss']:.4f} (generator {m['gen_loss']:.4f}, discriminator {m['disc_loss']:.4f})"
+        if "disc_acc" in m and "replaced_frac" in m:
+            line += (
+                f"  gen_acc {m['gen_acc']:.3f}  disc_acc {m['disc_acc']:.3f}"
+                f" (all-original baseline {1 - m['replaced_frac']:.3f})"
+            )
+        lines.append(line)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")
+    if (run_dir / "metrics.csv").exists():
+        lines.append(f"  metrics     {run_dir / 'metrics.csv'}")
+    lines.append("  resume      run the same command again: it continues from the checkpoint")
+    return lines

@@ -1,0 +1,116 @@
+"""``electra-pretrain``: the Hydra entry point. ``train(cfg)`` builds a run from config and fits it.
+
+Everything a run writes goes to ``cfg.run_dir``; if that folder holds ``checkpoints/last.ckpt``
+the run resumes from it (global step, optimizer, LR schedule and data position).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from electra_lit.config_checks import check_group_choices, validate_config
+from electra_lit.data.tokenizer import save_tokenizer
+from electra_lit.errors import ConfigError
+from electra_lit.lit.summary import summary_lines
+
+log = logging.getLogger(__name__)
+
+# Deprecation notices from inside torchdata and Lightning that a user cannot act on.
+warnings.filterwarnings("ignore", message=r".*'set_vital' is deprecated")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def run_name(override_dirname: str) -> str:
+    """A run folder name from the command-line overrides ("default" when there are none)."""
+    return override_dirname.replace("/", "_") or "default"
+
+
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+
+
+def resume_checkpoint(cfg: DictConfig) -> str | None:
+    """``cfg.ckpt_path`` if given (it must exist), else the run's last.ckpt if there is one."""
+    if cfg.ckpt_path:
+        if not Path(cfg.ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such file")
+        return str(cfg.ckpt_path)
+    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
+    return str(last) if last.is_file() else None
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
+    validate_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+
+    tokenizer = instantiate(cfg.tokenizer)
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False)
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+
+    run_dir = Path(cfg.run_dir)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        save_tokenizer(tokenizer, run_dir / "tokenizer")
+
+    ckpt_path = resume_checkpoint(cfg)
+    if ckpt_path:
+        log.info("Resuming from %s", ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if not trainer.interrupted:
+        # ModelCheckpoint saves every N steps; the last steps of a run must not be lost. (After
+        # an interrupt the loader is a batch ahead of the model, so no checkpoint is taken then.)
+        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    if trainer.is_global_zero:
+        print("\n".join(summary_lines(trainer, run_dir)), flush=True)
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def _config_error(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind ``err`` (Hydra wraps errors raised while instantiating)."""
+    while err is not None and not isinstance(err, ConfigError):
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def _exit_with(err: ConfigError) -> None:
+    print(f"electra-pretrain: error: {err}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://electra_lit.conf", config_name="pretrain")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+    except Exception as err:
+        if (config_error := _config_error(err)) is None:
+            raise
+        _exit_with(config_error)
+    return metrics.get("val/loss")  # the value a Hydra sweeper optimises
+
+
+def main() -> None:
+    """Console script: check group options first (one-line error), then hand over to Hydra."""
+    try:
+        check_group_choices(sys.argv[1:])
+    except ConfigError as err:
+        _exit_with(err)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

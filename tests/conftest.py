@@ -1,0 +1,66 @@
+"""Shared fixtures. Tests never touch the network: W&B offline, Hugging Face hubs offline."""
+
+import os
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver
+
+# A small, fast variant of the tiny model for tests that train.
+FAST = [
+    "model.discriminator.num_layers=2",
+    "model.discriminator.hidden_size=64",
+    "model.discriminator.intermediate_size=256",
+    "model.discriminator.embedding_size=64",
+    "data.max_seq_length=64",
+    "data.batch_size=8",
+    "data.num_workers=0",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One tokenizer cache for the whole session: the Austen vocab is trained once."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture
+def compose_pretrain(tmp_path, cache_dir):
+    """Compose conf/pretrain.yaml with overrides, writing runs under tmp_path."""
+
+    def _compose(*overrides: str):
+        with initialize_config_module("electra_lit.conf", version_base="1.3"):
+            return compose(
+                "pretrain",
+                overrides=[f"run_dir={tmp_path / 'run'}", f"cache_dir={cache_dir}", *overrides],
+            )
+
+    return _compose
+
+
+@pytest.fixture(scope="session")
+def austen_tokenizer(tmp_path_factory, cache_dir):
+    from electra_lit.data import TextCorpus, train_wordpiece
+
+    return train_wordpiece(TextCorpus(), vocab_size=8192, cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer():
+    from electra_lit.data import load_wordpiece
+
+    return load_wordpiece()
+
+
+def build(cfg):
+    """Tokenizer, datamodule and module from a composed config, as train() builds them."""
+    tokenizer = instantiate(cfg.tokenizer)
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False)
+    return tokenizer, datamodule, module

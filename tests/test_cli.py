@@ -1,0 +1,60 @@
+"""The console script as a user runs it: files in run_dir, summary, and resume on re-run."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from conftest import FAST
+
+
+def electra_pretrain(run_dir, cache_dir, *overrides, timeout=300):
+    script = Path(sys.executable).parent / "electra-pretrain"
+    result = subprocess.run(
+        [str(script), f"run_dir={run_dir}", f"cache_dir={cache_dir}", *FAST,
+         "trainer.val_check_interval=2", "trainer.log_every_n_steps=1", *overrides],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def checkpoint(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    first = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=3")
+
+    assert "Pretraining stopped at step 3 of 3." in first.stdout
+    assert f"checkpoint  {run_dir / 'checkpoints' / 'last.ckpt'}" in first.stdout
+    assert "disc_acc" in first.stdout and "all-original baseline" in first.stdout
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["run_dir"] == str(run_dir) and config["trainer"]["max_steps"] == 3
+    assert (run_dir / "tokenizer" / "vocab.txt").is_file()
+    assert sorted(p.name for p in run_dir.iterdir() if p.suffix == ".csv") == ["metrics.csv"]
+    ckpt = checkpoint(run_dir)
+    assert ckpt["global_step"] == 3  # the last steps are saved, not only every val_check_interval
+    assert ckpt["optimizer_states"][0]["state"][0]["step"] == 3
+    first_steps = [int(r["step"]) for r in csv.DictReader(open(run_dir / "metrics.csv")) if r.get("train/loss")]
+    assert first_steps == [0, 1, 2]
+
+    # the same command with a longer budget continues from step 3
+    second = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=6")
+    assert "Resuming from" in second.stdout + second.stderr
+    ckpt = checkpoint(run_dir)
+    assert ckpt["global_step"] == 6
+    assert ckpt["optimizer_states"][0]["state"][0]["step"] == 6
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 6
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert [int(r["step"]) for r in rows if r.get("train/loss")] == [0, 1, 2, 3, 4, 5]
+    assert any(r.get("val/loss") for r in rows)
+
+    # and once done, running it again trains nothing and keeps the state
+    third = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=6")
+    assert "Pretraining stopped at step 6 of 6." in third.stdout
+    assert checkpoint(run_dir)["global_step"] == 6

@@ -1,0 +1,120 @@
+"""Hydra composition: every option composes, overrides reach the objects, bad input fails early."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import FAST, build
+from electra_lit.config_checks import check_group_choices, config_groups, validate_config
+from electra_lit.errors import ConfigError
+from electra_lit.train import train
+
+
+@pytest.mark.parametrize(
+    "model, tokenizer, lr, batch, seq, steps",
+    [
+        ("tiny", "electra_lit.data.train_wordpiece", 5e-4, 32, 128, 400),
+        ("small", "electra_lit.data.load_wordpiece", 5e-4, 128, 128, 1_000_000),
+        ("base", "electra_lit.data.load_wordpiece", 2e-4, 256, 512, 766_000),
+        ("large", "electra_lit.data.load_wordpiece", 2e-4, 2048, 512, 400_000),
+    ],
+)
+def test_model_options_bring_their_recipe(compose_pretrain, model, tokenizer, lr, batch, seq, steps):
+    cfg = compose_pretrain(f"model={model}")
+    validate_config(cfg)
+    assert cfg.tokenizer._target_ == tokenizer
+    assert (cfg.optimizer.lr, cfg.data.batch_size, cfg.data.max_seq_length, cfg.trainer.max_steps) == (lr, batch, seq, steps)
+    assert cfg.masking.mask_prob == (0.25 if model == "large" else 0.15)
+
+
+def count_discriminator_parameters(cfg, vocab_size=30522):
+    from electra_lit.models import Discriminator, EncoderConfig
+
+    with torch.device("meta"):
+        disc = Discriminator(EncoderConfig(vocab_size=vocab_size, **cfg.model.discriminator))
+    return sum(p.numel() for p in disc.parameters())
+
+
+@pytest.mark.parametrize("model, published", [("small", 13.55e6), ("base", 109.5e6)])
+def test_parameter_counts_match_the_published_discriminators(compose_pretrain, model, published):
+    # published: transformers.ElectraForPreTraining of google/electra-{small,base}-discriminator
+    assert abs(count_discriminator_parameters(compose_pretrain(f"model={model}")) / published - 1) < 0.02
+
+
+def test_command_line_choices_reach_the_objects(compose_pretrain):
+    cfg = compose_pretrain("model=small", "tokenizer=bert_uncased", "masking.mask_prob=0.25", *FAST[:-3],
+                           "data.num_workers=0", "data.max_seq_length=64", "data.batch_size=4")
+    tokenizer, datamodule, module = build(cfg)
+    assert datamodule.collator.mask_prob == 0.25
+    assert datamodule.collator.max_predictions == int((0.25 + 0.005) * 64)
+    assert module.discriminator.encoder.config.vocab_size == 30522
+    assert module.objective.disc_weight == 50.0
+    assert module.generator.encoder.embeddings is module.discriminator.encoder.embeddings
+
+
+def test_fast_dev_run(compose_pretrain, tmp_path):
+    cfg = compose_pretrain(*FAST, "+trainer.fast_dev_run=2")
+    metrics = train(cfg)
+    assert metrics["train/loss"] > 0 and "val/loss" in metrics
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_every_group_option_composes(compose_pretrain):
+    for group, options in config_groups().items():
+        for option in options:
+            if group == "trainer" and option == "default":
+                continue  # the shared base of the trainer options
+            cfg = compose_pretrain(f"{group}={option}")
+            if group in ("logger", "callbacks") and cfg.get(group):
+                for name, node in cfg[group].items():
+                    assert "_target_" in node, f"{group}={option}: {name} has no _target_"
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("value", ["1.5", "0", "-0.1", "1.0"])
+def test_mask_prob_outside_0_1(compose_pretrain, value):
+    with pytest.raises(ConfigError, match=rf"^masking.mask_prob={value} is outside \(0, 1\)"):
+        validate_config(compose_pretrain(f"masking.mask_prob={value}"))
+
+
+def test_sequence_longer_than_positions(compose_pretrain):
+    with pytest.raises(ConfigError, match=r"^data.max_seq_length=1024 must be in \[8, 512\]"):
+        validate_config(compose_pretrain("data.max_seq_length=1024"))
+
+
+def test_other_bad_values(compose_pretrain):
+    with pytest.raises(ConfigError, match="model.discriminator=\\['hiden_size'\\] has unknown keys"):
+        validate_config(compose_pretrain("+model.discriminator.hiden_size=3"))
+    with pytest.raises(ConfigError, match="model.generator_fraction=2 must be in \\(0, 1\\]"):
+        validate_config(compose_pretrain("model.generator_fraction=2"))
+    with pytest.raises(ConfigError, match="model.embedding_sharing=tied is not one of: shared, untied"):
+        validate_config(compose_pretrain("model.embedding_sharing=tied"))
+    with pytest.raises(ConfigError, match="trainer.max_steps=-1 must be a positive integer"):
+        validate_config(compose_pretrain("trainer.max_steps=-1"))
+
+
+def test_unknown_group_option_lists_the_choices():
+    with pytest.raises(ConfigError, match="^model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny$"):
+        check_group_choices(["model=huge"])
+    with pytest.raises(ConfigError, match="^trainer=tpu:"):
+        check_group_choices(["trainer=cpu,tpu"])
+    check_group_choices(["model=small,base", "masking.mask_prob=0.2", "logger=null", "+foo=bar"])
+
+
+def test_cli_bad_input_is_one_line_before_training(tmp_path):
+    for args, expected in [
+        (["model=huge"], "model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny"),
+        (["masking.mask_prob=1.5"], "masking.mask_prob=1.5 is outside (0, 1)"),
+        (["data.corpus.paths=/no/such/corpus"], "data.corpus.paths: '/no/such/corpus' is no file or folder"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "electra_lit.train", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path}", *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("electra-pretrain: error:")]
+        assert len(errors) == 1 and expected in errors[0], result.stderr
+        assert not (tmp_path / "run" / "checkpoints").exists()

@@ -1,0 +1,197 @@
+"""Corpus, tokenizers, packing and the DataModule."""
+
+import gzip
+import random
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from electra_lit.data import (
+    PretrainDataModule,
+    SpecialTokenIds,
+    TextCorpus,
+    load_wordpiece,
+    pack_documents,
+    save_tokenizer,
+    train_wordpiece,
+)
+from electra_lit.data.corpus import split_sentences
+from electra_lit.data.masking import MaskingCollator
+from electra_lit.errors import ConfigError
+
+
+# ---------------------------------------------------------------- corpus
+def test_builtin_corpus_is_six_novels_one_document_per_chapter():
+    corpus = TextCorpus()
+    assert sorted(p.name for p in corpus.files) == sorted(
+        f"{n}.txt.gz" for n in ["emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility"]
+    )
+    documents = list(corpus.documents())
+    assert len(documents) == 269  # chapters of the six novels
+    assert documents[0][0].startswith("Emma Woodhouse, handsome, clever, and rich")
+    assert not any(s.upper().startswith("CHAPTER") for d in documents for s in d)
+
+
+def test_document_modes(tmp_path):
+    (tmp_path / "a.txt").write_text("Title\n\nChapter 1\n\nOne. Two!\n\nThree?\n\nCHAPTER II\n\nFour.\n")
+    with gzip.open(tmp_path / "b.txt.gz", "wt") as f:
+        f.write("No headings here. At all.\n\nSecond paragraph.\n")
+    assert list(TextCorpus(str(tmp_path)).documents()) == [
+        ["One.", "Two!", "Three?"], ["Four."], ["No headings here.", "At all.", "Second paragraph."]
+    ]
+    assert len(list(TextCorpus(str(tmp_path), document="file").documents())) == 2
+    paragraphs = list(TextCorpus(str(tmp_path / "*.txt"), document="paragraph").documents())
+    assert paragraphs == [["Title"], ["Chapter 1"], ["One.", "Two!"], ["Three?"], ["CHAPTER II"], ["Four."]]
+
+
+def test_sentence_split_keeps_abbreviations_and_quotes():
+    assert split_sentences('Mr. Knightley came. "Is it so?" said Emma. Yes.') == [
+        "Mr. Knightley came.", '"Is it so?" said Emma.', "Yes."
+    ]
+    assert split_sentences("Mrs. Weston left. Then _she_ spoke!") == ["Mrs. Weston left.", "Then _she_ spoke!"]
+
+
+def test_missing_corpus_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.corpus.paths: '.*nothing\*.txt' is no file or folder and matches no file"):
+        TextCorpus(str(tmp_path / "nothing*.txt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no .txt or .txt.gz file"):
+        TextCorpus(str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="data.corpus.document='page' is not one of chapter, file, paragraph"):
+        TextCorpus(document="page")
+
+
+# ---------------------------------------------------------------- tokenizers
+def test_bert_vocab_ids(bert_tokenizer):
+    assert bert_tokenizer.get_vocab_size() == 30522
+    assert SpecialTokenIds.from_tokenizer(bert_tokenizer) == SpecialTokenIds(pad=0, unk=100, cls=101, sep=102, mask=103)
+    assert bert_tokenizer.encode("It is a truth universally acknowledged", add_special_tokens=False).tokens == [
+        "it", "is", "a", "truth", "universally", "acknowledged"
+    ]
+
+
+def test_trained_tokenizer_is_cached(tmp_path, monkeypatch):
+    (tmp_path / "t.txt").write_text("the cat sat on the mat. " * 50 + "\n\nthe dog ran. " * 50)
+    corpus = TextCorpus(str(tmp_path / "t.txt"), document="paragraph")
+    first = train_wordpiece(corpus, vocab_size=60, cache_dir=str(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache" / "tokenizers").glob("*.json"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("trained again instead of loading the cache")
+
+    monkeypatch.setattr(Tokenizer, "train_from_iterator", fail)
+    again = train_wordpiece(corpus, vocab_size=60, cache_dir=str(tmp_path / "cache"))
+    assert again.get_vocab() == first.get_vocab()
+    ids = SpecialTokenIds.from_tokenizer(again)
+    assert (ids.pad, ids.unk, ids.cls, ids.sep, ids.mask) == (0, 1, 2, 3, 4)
+
+
+def test_vocab_without_mask_token_is_refused(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
+    with pytest.raises(ConfigError, match=r"lacks \[MASK\]"):
+        load_wordpiece(str(vocab))
+    with pytest.raises(ConfigError, match="tokenizer.vocab_file: '.*missing.txt' does not exist"):
+        load_wordpiece(str(tmp_path / "missing.txt"))
+
+
+def test_saved_tokenizer_round_trips(tmp_path, bert_tokenizer):
+    save_tokenizer(bert_tokenizer, tmp_path / "tok")
+    lines = (tmp_path / "tok" / "vocab.txt").read_text().splitlines()
+    assert len(lines) == 30522 and lines[101] == "[CLS]"
+    assert load_wordpiece(str(tmp_path / "tok" / "vocab.txt")).get_vocab() == bert_tokenizer.get_vocab()
+
+
+# ---------------------------------------------------------------- packing
+CLS, SEP, PAD = 2, 3, 0
+
+
+def synthetic_documents(n_docs=60, seed=0):
+    """Documents whose tokens identify them: document d uses ids in [1000 d, 1000 d + 999]."""
+    rng = random.Random(seed)
+    return [
+        [[1000 * (d + 1) + rng.randrange(1000) for _ in range(rng.randint(3, 30))] for _ in range(rng.randint(1, 25))]
+        for d in range(n_docs)
+    ]
+
+
+def test_sequences_have_the_bert_layout_and_never_span_documents():
+    packed = pack_documents(synthetic_documents(), 64, CLS, SEP, PAD, random.Random(0))
+    assert packed.input_ids.shape[1] == 64
+    for ids, types, length in zip(packed.input_ids, packed.token_type_ids, packed.lengths):
+        real = ids[:length]
+        assert real[0] == CLS and real[-1] == SEP and np.all(ids[length:] == PAD)
+        seps = np.flatnonzero(real == SEP)
+        assert len(seps) in (1, 2)
+        assert np.all(types[: seps[0] + 1] == 0)  # [CLS] A [SEP]
+        assert np.all(types[seps[0] + 1 : length] == 1)  # B [SEP]
+        assert len({t // 1000 for t in real if t >= 1000}) == 1  # one document only
+
+
+def single_segment_share(packed):
+    return np.mean([(row[:n] == SEP).sum() == 1 for row, n in zip(packed.input_ids, packed.lengths)])
+
+
+def test_single_segment_and_short_sequence_rates():
+    docs = synthetic_documents(n_docs=400, seed=1)
+
+    def pack(single, short):
+        return pack_documents(docs, 128, CLS, SEP, PAD, random.Random(0), single_segment_prob=single, short_seq_prob=short)
+
+    assert single_segment_share(pack(1.0, 0.0)) == 1.0
+    never, default = single_segment_share(pack(0.0, 0.0)), single_segment_share(pack(0.1, 0.0))
+    assert 0.05 < default - never < 0.15  # the 10% drawn, less those that were single anyway
+    # a random shorter target in 5% of sequences: more, shorter sequences
+    assert len(pack(0.0, 0.05)) > len(pack(0.0, 0.0))
+    assert pack(0.0, 1.0).lengths.mean() < 0.75 * pack(0.0, 0.0).lengths.mean()
+
+
+def test_long_sentences_are_cut_at_max_length():
+    packed = pack_documents([[list(range(1000, 1300))]], 32, CLS, SEP, PAD, random.Random(0))
+    assert packed.lengths.tolist() == [32]
+    assert packed.input_ids[0, 0] == CLS and packed.input_ids[0, 31] == SEP
+
+
+# ---------------------------------------------------------------- datamodule
+def make_datamodule(tokenizer, **kw):
+    masking = lambda **k: MaskingCollator(mask_prob=0.15, **k)  # noqa: E731
+    args = dict(corpus=TextCorpus(), tokenizer=tokenizer, masking=masking, max_seq_length=64,
+                batch_size=8, num_workers=0, seed=3)
+    return PretrainDataModule(**{**args, **kw})
+
+
+def test_datamodule_batches(austen_tokenizer):
+    dm = make_datamodule(austen_tokenizer)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input_ids"].shape == (8, 64)
+    assert batch["masked_positions"].shape == (8, 9)  # int(0.155 * 64)
+    assert batch["input_ids"].dtype == torch.int64
+    ids = SpecialTokenIds.from_tokenizer(austen_tokenizer)
+    assert torch.all(batch["input_ids"][:, 0] == ids.cls)
+    assert len(dm.val_set) >= 8 and len(dm.train_set) > 20 * len(dm.val_set)
+
+
+def test_validation_documents_are_held_out(austen_tokenizer):
+    dm = make_datamodule(austen_tokenizer, max_seq_length=256)
+    dm.setup("fit")
+    train_rows = {tuple(r[:n]) for r, n in zip(dm.train_set.sequences.input_ids, dm.train_set.sequences.lengths)}
+    val_rows = {tuple(r[:n]) for r, n in zip(dm.val_set.sequences.input_ids, dm.val_set.sequences.lengths)}
+    assert not train_rows & val_rows
+
+
+def test_same_seed_same_batches(austen_tokenizer):
+    first, second = make_datamodule(austen_tokenizer), make_datamodule(austen_tokenizer)
+    first.setup("fit"), second.setup("fit")
+    a, b = next(iter(first.train_dataloader())), next(iter(second.train_dataloader()))
+    for name in a:
+        assert torch.equal(a[name], b[name])
+
+
+def test_tiny_corpus_is_refused(tmp_path, austen_tokenizer):
+    (tmp_path / "one.txt").write_text("Just one document. Nothing else.\n")
+    dm = make_datamodule(austen_tokenizer, corpus=TextCorpus(str(tmp_path / "one.txt")))
+    with pytest.raises(ConfigError, match="yields 1 document.*needs at least 2"):
+        dm.setup("fit")
