@@ -58,3 +58,19 @@ def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
     third = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=6")
     assert "Pretraining stopped at step 6 of 6." in third.stdout
     assert checkpoint(run_dir)["global_step"] == 6
+
+
+def test_multirun_gives_each_job_its_own_run_dir(tmp_path, cache_dir):
+    script = Path(sys.executable).parent / "electra-pretrain"
+    result = subprocess.run(
+        [str(script), "-m", "masking.mask_prob=0.15,0.25", f"cache_dir={cache_dir}", *FAST,
+         "trainer.max_steps=2", "trainer.val_check_interval=2"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert len(run_dirs) == 2
+    for run_dir, mask_prob in zip(run_dirs, (0.15, 0.25)):
+        assert f"masking.mask_prob={mask_prob}" in run_dir.name
+        assert checkpoint(run_dir)["global_step"] == 2
+        assert yaml.safe_load((run_dir / "config.yaml").read_text())["masking"]["mask_prob"] == mask_prob

@@ -118,3 +118,14 @@ def test_cli_bad_input_is_one_line_before_training(tmp_path):
         errors = [line for line in result.stderr.splitlines() if line.startswith("electra-pretrain: error:")]
         assert len(errors) == 1 and expected in errors[0], result.stderr
         assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_run_names_are_short_stable_and_distinct():
+    from electra_lit.train import run_name
+
+    assert run_name("") == "default"
+    assert run_name("data.corpus.paths=/data/books,model=small") == "data.corpus.paths=_data_books,model=small"
+    long_a = ",".join(f"model.discriminator.key{i}={i}" for i in range(20)) + ",seed=1"
+    long_b = long_a.replace("seed=1", "seed=2")
+    assert len(run_name(long_a)) <= 120 and run_name(long_a) == run_name(long_a)
+    assert run_name(long_a) != run_name(long_b)
