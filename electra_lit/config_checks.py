@@ -96,3 +96,5 @@ def validate_config(cfg: DictConfig) -> None:
     _require(isinstance(warmup, int) and warmup >= 0, "lr_schedule.warmup_steps", warmup,
              "must be a non-negative integer")
     _require(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "must be positive")
+    _require(cfg.float32_matmul_precision in ("highest", "high", "medium"), "float32_matmul_precision",
+             cfg.float32_matmul_precision, "is not one of: highest, high, medium")

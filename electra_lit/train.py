@@ -53,7 +53,10 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     """``cfg.ckpt_path`` if given (it must exist), else the run's last.ckpt if there is one."""
     if cfg.ckpt_path:
         if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such file")
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null "
+                "to resume from run_dir/checkpoints/last.ckpt"
+            )
         return str(cfg.ckpt_path)
     last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
     return str(last) if last.is_file() else None
@@ -62,9 +65,9 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
     validate_config(cfg)
+    ckpt_path = resume_checkpoint(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
 
     tokenizer = instantiate(cfg.tokenizer)
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
@@ -79,14 +82,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         save_tokenizer(tokenizer, run_dir / "tokenizer")
 
-    ckpt_path = resume_checkpoint(cfg)
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    if not trainer.interrupted:
-        # ModelCheckpoint saves every N steps; the last steps of a run must not be lost. (After
-        # an interrupt the loader is a batch ahead of the model, so no checkpoint is taken then.)
-        trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     if trainer.is_global_zero:
         print("\n".join(summary_lines(trainer, run_dir)), flush=True)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}

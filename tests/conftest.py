@@ -6,6 +6,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+import hashlib
+
+import lightning as L
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
@@ -34,11 +37,11 @@ def cache_dir(tmp_path_factory):
 def compose_pretrain(tmp_path, cache_dir):
     """Compose conf/pretrain.yaml with overrides, writing runs under tmp_path."""
 
-    def _compose(*overrides: str):
+    def _compose(*overrides: str, run_dir=None):
         with initialize_config_module("electra_lit.conf", version_base="1.3"):
             return compose(
                 "pretrain",
-                overrides=[f"run_dir={tmp_path / 'run'}", f"cache_dir={cache_dir}", *overrides],
+                overrides=[f"run_dir={run_dir or tmp_path / 'run'}", f"cache_dir={cache_dir}", *overrides],
             )
 
     return _compose
@@ -56,6 +59,16 @@ def bert_tokenizer():
     from electra_lit.data import load_wordpiece
 
     return load_wordpiece()
+
+
+class BatchRecorder(L.Callback):
+    """Records (global step, digest of the batch) for every training batch, across runs."""
+
+    seen: list = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        digest = hashlib.sha1(b"".join(batch[k].numpy().tobytes() for k in sorted(batch))).hexdigest()
+        BatchRecorder.seen.append((trainer.global_step, digest))
 
 
 def build(cfg):

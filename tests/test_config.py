@@ -96,6 +96,12 @@ def test_other_bad_values(compose_pretrain):
         validate_config(compose_pretrain("trainer.max_steps=-1"))
 
 
+def test_missing_checkpoint_fails_before_building_anything(compose_pretrain, tmp_path):
+    with pytest.raises(ConfigError, match="^ckpt_path=.*nothing.ckpt: no such file"):
+        train(compose_pretrain(f"ckpt_path={tmp_path / 'nothing.ckpt'}"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_group_option_lists_the_choices():
     with pytest.raises(ConfigError, match="^model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny$"):
         check_group_choices(["model=huge"])

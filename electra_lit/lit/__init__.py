@@ -1,8 +1,9 @@
 """Lightning components: the pretraining module, its metrics, logger and callbacks."""
 
+from electra_lit.lit.checkpoint import LastStepCheckpoint
 from electra_lit.lit.csv_logger import RunDirCSVLogger
 from electra_lit.lit.metrics import PretrainMetrics
 from electra_lit.lit.pretrain import ElectraPretrainModule
 from electra_lit.lit.summary import summary_lines
 
-__all__ = ["ElectraPretrainModule", "PretrainMetrics", "RunDirCSVLogger", "summary_lines"]
+__all__ = ["ElectraPretrainModule", "LastStepCheckpoint", "PretrainMetrics", "RunDirCSVLogger", "summary_lines"]
