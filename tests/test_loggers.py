@@ -34,3 +34,21 @@ def test_metrics_csv_is_flat_and_named(compose_pretrain, tmp_path):
     assert "train/lr" in columns
     val = [r for r in rows if r["val/loss"]]
     assert len(val) == 1 and 0 <= float(val[0]["val/disc_acc"]) <= 1
+
+
+def test_resumed_csv_replaces_rows_logged_after_the_checkpoint(tmp_path):
+    from electra_lit.lit import RunDirCSVLogger
+
+    first = RunDirCSVLogger(str(tmp_path))
+    for step in range(10):
+        first.log_metrics({"train/loss": float(step)}, step=step)
+    first.save()
+    # interrupted at step 9, resumed from a checkpoint at step 6: steps 6..9 are logged again
+    resumed = RunDirCSVLogger(str(tmp_path))
+    for step in range(6, 8):
+        resumed.log_metrics({"train/loss": 100.0 + step, "val/loss": 1.0}, step=step)
+    resumed.save()
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert [float(r["train/loss"]) for r in rows[5:]] == [5.0, 106.0, 107.0]
+    assert rows[0]["val/loss"] == "" and rows[-1]["val/loss"] == "1.0"
