@@ -14,7 +14,7 @@ from importlib import resources
 from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.errors import ConfigError
-from electra_lit.models import EMBEDDING_SHARING_MODES, EncoderConfig
+from electra_lit.models import EncoderConfig, check_sharing, generator_config
 
 CONFIG_PACKAGE = "electra_lit.conf"
 _GROUP_OVERRIDE = re.compile(r"^[+~]?(?P<group>[A-Za-z_][\w/]*)=(?P<value>[\w.,-]+)$")
@@ -58,9 +58,11 @@ def validate_config(cfg: DictConfig) -> None:
     p = masking.mask_prob
     _require(isinstance(p, (int, float)) and 0 < p < 1, "masking.mask_prob", p,
              "is outside (0, 1); use a fraction such as masking.mask_prob=0.15")
-    q = masking.mask_token_prob
+    q, r = masking.mask_token_prob, masking.random_token_prob
     _require(isinstance(q, (int, float)) and 0 <= q <= 1, "masking.mask_token_prob", q,
-             "is outside [0, 1]; the paper uses 0.85")
+             "is outside [0, 1]; ELECTRA uses 0.85, BERT 0.8")
+    _require(isinstance(r, (int, float)) and 0 <= r <= 1 - q, "masking.random_token_prob", r,
+             f"must be in [0, 1 - masking.mask_token_prob = {1 - q:g}]; BERT uses 0.1")
 
     disc = OmegaConf.to_container(model.discriminator, resolve=True)
     fields = {f.name for f in dataclasses.fields(EncoderConfig)} - {"vocab_size"}
@@ -86,8 +88,11 @@ def validate_config(cfg: DictConfig) -> None:
     f = model.generator_fraction
     _require(isinstance(f, (int, float)) and 0 < f <= 1, "model.generator_fraction", f,
              "must be in (0, 1]; the paper uses 1/4 (Small, Large) or 1/3 (Base)")
-    _require(model.embedding_sharing in EMBEDDING_SHARING_MODES, "model.embedding_sharing",
-             model.embedding_sharing, f"is not one of: {', '.join(EMBEDDING_SHARING_MODES)}")
+    sizes = OmegaConf.to_container(model.generator, resolve=True) if model.get("generator") else None
+    try:
+        check_sharing(generator_config(encoder, f, sizes), encoder, model.embedding_sharing)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
 
     steps = cfg.trainer.get("max_steps")
     _require(isinstance(steps, int) and steps > 0, "trainer.max_steps", steps,

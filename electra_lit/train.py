@@ -72,6 +72,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tokenizer = instantiate(cfg.tokenizer)
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False)
+    module.tokenizer_json = tokenizer.to_str()  # checkpoints carry their tokenizer
+    if cfg.init_from and not ckpt_path:
+        from electra_lit.hf import load_pretrained
+
+        init_from = cfg.init_from if isinstance(cfg.init_from, str) else OmegaConf.to_container(cfg.init_from)
+        load_pretrained(module.generator, module.discriminator, init_from)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)

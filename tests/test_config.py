@@ -90,7 +90,7 @@ def test_other_bad_values(compose_pretrain):
         validate_config(compose_pretrain("+model.discriminator.hiden_size=3"))
     with pytest.raises(ConfigError, match="model.generator_fraction=2 must be in \\(0, 1\\]"):
         validate_config(compose_pretrain("model.generator_fraction=2"))
-    with pytest.raises(ConfigError, match="model.embedding_sharing=tied is not one of: shared, untied"):
+    with pytest.raises(ConfigError, match="model: embedding_sharing='tied' is not one of shared, untied, all, gdes"):
         validate_config(compose_pretrain("model.embedding_sharing=tied"))
     with pytest.raises(ConfigError, match="trainer.max_steps=-1 must be a positive integer"):
         validate_config(compose_pretrain("trainer.max_steps=-1"))
@@ -135,3 +135,37 @@ def test_run_names_are_short_stable_and_distinct():
     long_b = long_a.replace("seed=1", "seed=2")
     assert len(run_name(long_a)) <= 120 and run_name(long_a) == run_name(long_a)
     assert run_name(long_a) != run_name(long_b)
+
+
+@pytest.mark.parametrize(
+    "objective, logged",
+    [
+        ("electra", {"gen_loss", "disc_loss", "gen_acc", "disc_acc", "replaced_frac"}),
+        ("electra_15", {"gen_loss", "disc_loss", "gen_acc", "disc_acc", "replaced_frac"}),
+        ("mlm", {"mlm_loss", "mlm_acc"}),
+        ("replace_mlm", {"gen_loss", "mlm_loss", "gen_acc", "mlm_acc"}),
+        ("all_tokens_mlm", {"gen_loss", "mlm_loss", "gen_acc", "mlm_acc"}),
+    ],
+)
+def test_each_objective_is_one_override_away(compose_pretrain, objective, logged):
+    cfg = compose_pretrain(*FAST, f"objective={objective}", "trainer.max_steps=2", "trainer.val_check_interval=2")
+    metrics = train(cfg)
+    for stage in ("train", "val"):
+        assert {k.split("/", 1)[1] for k in metrics if k.startswith(f"{stage}/")} - {"lr"} == logged | {"loss"}
+
+
+def test_mlm_objective_uses_berts_masking_and_no_generator(compose_pretrain):
+    _, datamodule, module = build(compose_pretrain(*FAST, "objective=mlm"))
+    assert (datamodule.collator.mask_token_prob, datamodule.collator.random_token_prob) == (0.8, 0.1)
+    assert module.generator is None
+    assert module.discriminator.encoder.config.hidden_size == 64  # the discriminator's size
+
+
+def test_sharing_and_generator_size_errors_are_config_errors(compose_pretrain):
+    with pytest.raises(ConfigError, match="^model: embedding_sharing='all' shares every weight"):
+        validate_config(compose_pretrain("model.embedding_sharing=all"))
+    validate_config(compose_pretrain("model.embedding_sharing=all", "model.generator_fraction=1.0"))
+    with pytest.raises(ConfigError, match="^model: generator hidden_size=512 is larger than the discriminator's 128"):
+        validate_config(compose_pretrain("model.generator={hidden_size:512}"))
+    with pytest.raises(ConfigError, match="^masking.random_token_prob=0.2 must be in \\[0, 1 - masking.mask_token_prob = 0.15\\]"):
+        validate_config(compose_pretrain("masking.random_token_prob=0.2"))

@@ -3,13 +3,7 @@
 import pytest
 import torch
 
-from electra_lit.models import (
-    Discriminator,
-    EncoderConfig,
-    Generator,
-    build_generator_and_discriminator,
-    generator_config,
-)
+from electra_lit.models import Discriminator, EncoderConfig, build_models, generator_config
 
 
 def small_config(**kw):
@@ -25,7 +19,7 @@ def random_batch(vocab=120, batch=3, seq=12, predictions=4):
 
 
 def test_generator_head_runs_only_at_masked_positions():
-    gen, _ = build_generator_and_discriminator(small_config(), 0.5)
+    gen, _ = build_models(small_config(), generator_fraction=0.5)
     ids, types, mask, positions = random_batch()
     seen = []
     gen.head_dense.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape))
@@ -49,7 +43,7 @@ def test_discriminator_gives_one_logit_per_token():
 
 
 def test_default_sharing_is_the_specs():
-    gen, disc = build_generator_and_discriminator(small_config(), 0.25, "shared")
+    gen, disc = build_models(small_config(), generator_fraction=0.25, embedding_sharing="shared")
     ge, de = gen.encoder.embeddings, disc.encoder.embeddings
     assert ge is de
     for name in ("word", "position", "token_type", "norm"):
@@ -67,13 +61,13 @@ def test_default_sharing_is_the_specs():
 
 
 def test_untied_sharing_shares_nothing():
-    gen, disc = build_generator_and_discriminator(small_config(), 0.5, "untied")
+    gen, disc = build_models(small_config(), generator_fraction=0.5, embedding_sharing="untied")
     assert not {id(p) for p in gen.parameters()} & {id(p) for p in disc.parameters()}
 
 
 def test_unknown_sharing_mode_is_refused():
-    with pytest.raises(ValueError, match="embedding_sharing='tied'.*shared, untied"):
-        build_generator_and_discriminator(small_config(), 0.5, "tied")
+    with pytest.raises(ValueError, match="embedding_sharing='tied' is not one of shared, untied, all, gdes"):
+        build_models(small_config(), generator_fraction=0.5, embedding_sharing="tied")
 
 
 @pytest.mark.parametrize(

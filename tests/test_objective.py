@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from electra_lit.models import EncoderConfig, build_generator_and_discriminator
+from electra_lit.models import EncoderConfig, build_models
 from electra_lit.objectives import ReplacedTokenDetection, gumbel_sample
 
 VOCAB = 50
@@ -54,7 +54,7 @@ def test_sample_equal_to_original_is_labelled_original():
     batch = hand_batch()
     disc = RecordingDiscriminator()
     out = ReplacedTokenDetection()(FixedGenerator(peaked_logits(batch["masked_ids"])), disc, batch)
-    assert not out.replaced.any()
+    assert not out.disc.replaced.any()
     original = torch.tensor([[2, 11, 12, 13, 14, 3], [2, 21, 22, 3, 0, 0]])
     assert torch.equal(disc.seen, original)
 
@@ -69,12 +69,12 @@ def test_replacements_labels_and_losses_equal_an_independent_computation():
     assert torch.equal(disc.seen, torch.tensor([[2, 11, 40, 13, 14, 3], [2, 21, 41, 3, 0, 0]]))
     expected_labels = torch.zeros(2, 6, dtype=torch.bool)
     expected_labels[0, 2] = expected_labels[1, 2] = True
-    assert torch.equal(out.replaced, expected_labels)
+    assert torch.equal(out.disc.replaced, expected_labels)
 
     # generator loss: mean cross-entropy over the 3 used slots
     logits = peaked_logits(sampled)
     ce = [F.cross_entropy(logits[b, s][None], batch["masked_ids"][b, s][None]) for b, s in [(0, 0), (0, 1), (1, 0)]]
-    torch.testing.assert_close(out.gen_loss, torch.stack(ce).mean())
+    torch.testing.assert_close(out.losses["gen_loss"], torch.stack(ce).mean())
     # discriminator loss: mean BCE over the 10 real tokens, [CLS] and [SEP] included
     disc_logits = torch.linspace(-1, 1, 12).view(2, 6) + 0.3
     real = batch["attention_mask"].bool()
@@ -82,16 +82,17 @@ def test_replacements_labels_and_losses_equal_an_independent_computation():
         math.log1p(math.exp(-x)) if y else math.log1p(math.exp(x))
         for x, y in zip(disc_logits[real].tolist(), expected_labels[real].tolist())
     ]
-    torch.testing.assert_close(out.disc_loss, torch.tensor(sum(bce) / 10))
-    torch.testing.assert_close(out.loss, out.gen_loss + 50.0 * out.disc_loss)
+    torch.testing.assert_close(out.losses["disc_loss"], torch.tensor(sum(bce) / 10))
+    torch.testing.assert_close(out.loss, out.losses["gen_loss"] + 50.0 * out.losses["disc_loss"])
 
 
 def test_no_gradient_reaches_the_generator_through_the_sample():
-    gen, disc = build_generator_and_discriminator(
-        EncoderConfig(vocab_size=VOCAB, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32), 0.5
+    gen, disc = build_models(
+        EncoderConfig(vocab_size=VOCAB, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32),
+        generator_fraction=0.5,
     )
     out = ReplacedTokenDetection()(gen, disc, hand_batch())
-    out.disc_loss.backward()
+    out.losses["disc_loss"].backward()
     shared = {id(p) for p in gen.encoder.embeddings.parameters()}
     generator_only = [(n, p) for n, p in gen.named_parameters() if id(p) not in shared]
     assert generator_only

@@ -64,7 +64,8 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         corpus: where the text comes from.
         tokenizer: a ``tokenizers.Tokenizer`` holding [PAD] [UNK] [CLS] [SEP] [MASK].
-        masking: builds the collator; called with ``special_token_ids``, ``max_seq_length``, ``seed``.
+        masking: builds the collator; called with ``special_token_ids``, ``max_seq_length``,
+            ``vocab_size`` and ``seed``.
         max_seq_length: tokens per sequence, [CLS]/[SEP] included.
         batch_size: sequences per batch (per device).
         num_workers: loader worker processes (0 loads in the training process).
@@ -91,7 +92,8 @@ class PretrainDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.special_token_ids = SpecialTokenIds.from_tokenizer(tokenizer)
         self.collator = masking(
-            special_token_ids=self.special_token_ids, max_seq_length=max_seq_length, seed=seed
+            special_token_ids=self.special_token_ids, max_seq_length=max_seq_length,
+            vocab_size=tokenizer.get_vocab_size(), seed=seed,
         )
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size

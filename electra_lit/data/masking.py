@@ -3,7 +3,8 @@
 Each sequence gets n = max(1, round(mask_prob * real tokens)) predictions, capped by
 ``max_predictions`` (the same P for every batch, so shapes never change). Positions are drawn
 without replacement among the real tokens that are not [CLS], [SEP], [MASK] or padding;
-of them ``mask_token_prob`` (85%) become [MASK] and the rest keep their token.
+of them ``mask_token_prob`` become [MASK] (ELECTRA: 85%), ``random_token_prob`` a random
+non-special token (ELECTRA: 0%, BERT: 10% with 80% [MASK]) and the rest keep their token.
 
 Masks are a pure function of ``seed`` and the batch's example keys: the same batch gets the same
 masks with 0 or 8 workers, and a resumed run masks exactly as an uninterrupted one would.
@@ -43,21 +44,32 @@ class MaskingCollator:
         mask_prob: float = 0.15,
         max_predictions: int | None = None,
         mask_token_prob: float = 0.85,
+        random_token_prob: float = 0.0,
+        vocab_size: int | None = None,
         seed: int = 0,
     ):
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob={mask_prob} must be in (0, 1)")
-        if not 0.0 <= mask_token_prob <= 1.0:
-            raise ValueError(f"mask_token_prob={mask_token_prob} must be in [0, 1]")
+        if not (0.0 <= mask_token_prob and 0.0 <= random_token_prob and mask_token_prob + random_token_prob <= 1.0):
+            raise ValueError(
+                f"mask_token_prob={mask_token_prob} and random_token_prob={random_token_prob} must be "
+                "non-negative with a sum of at most 1"
+            )
+        if random_token_prob > 0 and vocab_size is None:
+            raise ValueError("random_token_prob > 0 needs the vocab_size to draw random tokens from")
         if max_predictions is None:
             max_predictions = default_max_predictions(mask_prob, max_seq_length)
         if not 1 <= max_predictions <= max_seq_length:
             raise ValueError(f"max_predictions={max_predictions} must be in [1, max_seq_length={max_seq_length}]")
         self.mask_prob = mask_prob
         self.mask_token_prob = mask_token_prob
+        self.random_token_prob = random_token_prob
         self.max_predictions = max_predictions
         self.mask_token_id = special_token_ids.mask
         self.never_masked = torch.tensor(special_token_ids.never_masked)
+        specials = torch.tensor([special_token_ids.unk, *special_token_ids.never_masked])
+        vocab = torch.arange(vocab_size or 0)
+        self.random_tokens = vocab[~torch.isin(vocab, specials)]
         self.seed = seed
 
     def _generator(self, keys: Sequence[int]) -> torch.Generator:
@@ -97,8 +109,15 @@ class MaskingCollator:
         positions = torch.where(used, chosen, 0)
         masked_ids = input_ids.gather(1, positions)
 
-        to_mask_token = used & (torch.rand(batch_size, num_slots, generator=generator) < self.mask_token_prob)
+        draw = torch.rand(batch_size, num_slots, generator=generator)
+        to_mask_token = used & (draw < self.mask_token_prob)
         new_tokens = torch.where(to_mask_token, self.mask_token_id, masked_ids)
+        if self.random_token_prob > 0:
+            to_random = used & (draw >= self.mask_token_prob) & (draw < self.mask_token_prob + self.random_token_prob)
+            random_ids = self.random_tokens[
+                torch.randint(len(self.random_tokens), (batch_size, num_slots), generator=generator)
+            ]
+            new_tokens = torch.where(to_random, random_ids, new_tokens)
         return {
             "input_ids": input_ids.scatter(1, positions, new_tokens),
             "token_type_ids": token_type_ids,

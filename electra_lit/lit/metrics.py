@@ -1,42 +1,54 @@
-"""torchmetrics for one stage (train or val) of pretraining."""
+"""torchmetrics for one stage (train or val) of pretraining, for whichever objective runs.
+
+- ``gen_acc``: the generator's accuracy at the masked positions;
+- ``mlm_acc``: the main model's accuracy, for MLM objectives;
+- ``disc_acc``: the discriminator's accuracy over real tokens, and ``replaced_frac``, the share
+  of real tokens replaced: 1 - replaced_frac is the accuracy of always answering "original",
+  the baseline a discriminator must beat.
+"""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-from electra_lit.objectives import PretrainOutput
+from electra_lit.objectives import PretrainOutput, TokenPredictions
 
 IGNORE = -100
 
 
 class PretrainMetrics(nn.Module):
-    """Generator accuracy at masked positions, discriminator accuracy over real tokens, and the
-    share of real tokens that were replaced (1 - replaced_frac is the accuracy of always
-    answering "original", the baseline the discriminator must beat)."""
-
     def __init__(self, vocab_size: int):
         super().__init__()
-        self.gen_acc = MulticlassAccuracy(
-            num_classes=vocab_size, average="micro", ignore_index=IGNORE, validate_args=False
-        )
+
+        def token_accuracy() -> MulticlassAccuracy:
+            return MulticlassAccuracy(num_classes=vocab_size, average="micro", ignore_index=IGNORE, validate_args=False)
+
+        self.gen_acc = token_accuracy()
+        self.mlm_acc = token_accuracy()
         self.disc_acc = BinaryAccuracy(ignore_index=IGNORE, validate_args=False)
         # weighted by the attention mask (not nan_strategy="disable": it drops the weights,
         # torchmetrics issue #3434)
         self.replaced_frac = MeanMetric()
 
-    def forward(self, out: PretrainOutput) -> dict[str, torch.Tensor]:
-        """Update with one batch; returns this batch's values."""
-        gen_target = out.masked_ids.masked_fill(out.masked_weights == 0, IGNORE)
-        disc_target = out.replaced.long().masked_fill(out.attention_mask == 0, IGNORE)
-        return {
-            "gen_acc": self.gen_acc(out.gen_logits.argmax(-1).flatten(), gen_target.flatten()),
-            "disc_acc": self.disc_acc((out.disc_logits > 0).long(), disc_target),
-            "replaced_frac": self.replaced_frac(out.replaced.float(), out.attention_mask.float()),
-        }
+    @staticmethod
+    def _update_tokens(metric: MulticlassAccuracy, predictions: TokenPredictions) -> None:
+        target = predictions.target.masked_fill(predictions.weights == 0, IGNORE)
+        metric(predictions.predicted.flatten(), target.flatten())
 
-    def items(self):
-        """(name, Metric) pairs, for ``LightningModule.log``."""
-        return [("gen_acc", self.gen_acc), ("disc_acc", self.disc_acc), ("replaced_frac", self.replaced_frac)]
+    def forward(self, out: PretrainOutput) -> dict[str, Metric]:
+        """Update with one batch; returns the metrics this objective updated, by name."""
+        updated: dict[str, Metric] = {}
+        if out.gen is not None:
+            self._update_tokens(self.gen_acc, out.gen)
+            updated["gen_acc"] = self.gen_acc
+        if out.mlm is not None:
+            self._update_tokens(self.mlm_acc, out.mlm)
+            updated["mlm_acc"] = self.mlm_acc
+        if out.disc is not None:
+            d = out.disc
+            self.disc_acc((d.logits > 0).long(), d.replaced.long().masked_fill(d.attention_mask == 0, IGNORE))
+            self.replaced_frac(d.replaced.float(), d.attention_mask.float())
+            updated["disc_acc"], updated["replaced_frac"] = self.disc_acc, self.replaced_frac
+        return updated

@@ -1,4 +1,4 @@
-"""The LightningModule of ELECTRA pretraining: the generator/discriminator pair and the RTD step."""
+"""The LightningModule of pretraining: the generator/discriminator pair and the objective's step."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
 from electra_lit.lit.metrics import PretrainMetrics
-from electra_lit.models import EncoderConfig, build_generator_and_discriminator
+from electra_lit.models import EncoderConfig, build_models
 from electra_lit.optim import electra_lr_lambda, parameter_groups
 
 
@@ -21,18 +21,24 @@ def _plain(value: Mapping) -> dict:
 
 
 class ElectraPretrainModule(L.LightningModule):
-    """Holds the generator and discriminator; trains them with the configured objective.
+    """Holds the generator and the discriminator and trains them with the configured objective.
+
+    ``discriminator`` is the model kept after pretraining: ELECTRA's discriminator, or for the MLM
+    objectives a masked LM of the discriminator's size. ``generator`` is None when the objective
+    needs none (``mlm``).
 
     Args:
         model: ``discriminator`` (:class:`EncoderConfig` fields but the vocab size),
-            ``generator_fraction`` and ``embedding_sharing``.
+            ``generator_fraction``, ``generator`` (explicit generator sizes or None) and
+            ``embedding_sharing``.
         vocab_size: the tokenizer's vocabulary size.
         objective: ``_target_`` and arguments of the objective (e.g. ``ReplacedTokenDetection``).
         optimizer: AdamW's ``lr``, ``betas``, ``eps``, ``weight_decay``.
         lr_schedule: ``warmup_steps``; the decay ends at the trainer's ``max_steps``.
 
-    All arguments are plain values saved in every checkpoint, so
-    ``ElectraPretrainModule.load_from_checkpoint(path)`` rebuilds the model without a config.
+    All arguments are plain values saved in every checkpoint, and so is the tokenizer (set
+    ``tokenizer_json``), so ``ElectraPretrainModule.load_from_checkpoint(path)`` rebuilds
+    everything without a config.
     """
 
     def __init__(
@@ -54,25 +60,28 @@ class ElectraPretrainModule(L.LightningModule):
             }
         )
         model = self.hparams.model
-        self.generator, self.discriminator = build_generator_and_discriminator(
+        self.objective = instantiate(self.hparams.objective)
+        self.generator, self.discriminator = build_models(
             EncoderConfig(vocab_size=vocab_size, **model["discriminator"]),
+            main_head=self.objective.main_head,
+            with_generator=self.objective.uses_generator,
             generator_fraction=model["generator_fraction"],
+            generator_sizes=model.get("generator"),
             embedding_sharing=model["embedding_sharing"],
         )
-        self.objective = instantiate(self.hparams.objective)
         self.train_metrics = PretrainMetrics(vocab_size)
         self.val_metrics = PretrainMetrics(vocab_size)
+        self.tokenizer_json: str | None = None
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         out = self.objective(self.generator, self.discriminator, batch)
         metrics = self.train_metrics if stage == "train" else self.val_metrics
-        metrics(out)
         per_step = stage == "train"
         log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])
         self.log(f"{stage}/loss", out.loss, prog_bar=True, **log)
-        self.log(f"{stage}/gen_loss", out.gen_loss, **log)
-        self.log(f"{stage}/disc_loss", out.disc_loss, **log)
-        for name, metric in metrics.items():
+        for name, value in out.losses.items():
+            self.log(f"{stage}/{name}", value, **log)
+        for name, metric in metrics(out).items():
             self.log(f"{stage}/{name}", metric, prog_bar=name == "disc_acc", **log)
         return out.loss
 
@@ -82,6 +91,13 @@ class ElectraPretrainModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.tokenizer_json is not None:
+            checkpoint["tokenizer_json"] = self.tokenizer_json
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokenizer_json = checkpoint.get("tokenizer_json")
 
     def configure_optimizers(self):
         opt = self.hparams.optimizer

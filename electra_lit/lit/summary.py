@@ -7,6 +7,9 @@ from pathlib import Path
 import lightning as L
 
 
+_LOSSES = (("gen_loss", "generator"), ("disc_loss", "discriminator"), ("mlm_loss", "MLM"))
+
+
 def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     """Final losses and accuracies (train and val), the checkpoint and metrics paths."""
     run_dir = Path(run_dir)
@@ -16,12 +19,11 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
         m = {key.split("/", 1)[1]: value for key, value in metrics.items() if key.startswith(f"{stage}/")}
         if "loss" not in m:
             continue
-        line = f"  {stage:<5} loss {m['loss']:.4f} (generator {m['gen_loss']:.4f}, discriminator {m['disc_loss']:.4f})"
-        if "disc_acc" in m and "replaced_frac" in m:
-            line += (
-                f"  gen_acc {m['gen_acc']:.3f}  disc_acc {m['disc_acc']:.3f}"
-                f" (all-original baseline {1 - m['replaced_frac']:.3f})"
-            )
+        parts = ", ".join(f"{name} {m[key]:.4f}" for key, name in _LOSSES if key in m)
+        line = f"  {stage:<5} loss {m['loss']:.4f} ({parts})"
+        line += "".join(f"  {key} {m[key]:.3f}" for key in ("gen_acc", "mlm_acc", "disc_acc") if key in m)
+        if "replaced_frac" in m:
+            line += f" (all-original baseline {1 - m['replaced_frac']:.3f})"
         lines.append(line)
     last = run_dir / "checkpoints" / "last.ckpt"
     lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")

@@ -2,22 +2,28 @@
 
 from electra_lit.models.electra import (
     EMBEDDING_SHARING_MODES,
+    MAIN_HEADS,
     Discriminator,
-    Generator,
-    build_generator_and_discriminator,
+    GDESWordEmbedding,
+    MaskedLM,
+    build_models,
+    check_sharing,
     generator_config,
 )
 from electra_lit.models.encoder import Embeddings, Encoder, EncoderConfig, TransformerLayer, init_weights
 
 __all__ = [
     "EMBEDDING_SHARING_MODES",
+    "MAIN_HEADS",
     "Discriminator",
     "Embeddings",
     "Encoder",
     "EncoderConfig",
-    "Generator",
+    "GDESWordEmbedding",
+    "MaskedLM",
     "TransformerLayer",
-    "build_generator_and_discriminator",
+    "build_models",
+    "check_sharing",
     "generator_config",
     "init_weights",
 ]

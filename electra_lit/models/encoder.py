@@ -29,6 +29,7 @@ class EncoderConfig:
     type_vocab_size: int = 2
     dropout: float = 0.1
     layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02  # std of the truncated-normal weight init
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"):
@@ -40,6 +41,8 @@ class EncoderConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
+        if self.initializer_range <= 0:
+            raise ValueError(f"initializer_range={self.initializer_range} must be positive")
 
     @property
     def embedding_dim(self) -> int:

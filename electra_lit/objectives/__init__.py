@@ -1,5 +1,34 @@
-"""Pretraining objectives: pure PyTorch functions of (models, batch) -> losses."""
+"""Pretraining objectives: pure PyTorch callables (generator, main model, batch) -> PretrainOutput.
 
-from electra_lit.objectives.rtd import PretrainOutput, ReplacedTokenDetection, gumbel_sample, weighted_mean
+Each declares ``uses_generator`` and ``main_head`` (``rtd``, ``mlm`` or ``mlm_copy``), which
+tell :func:`electra_lit.models.build_models` what to build.
+"""
 
-__all__ = ["PretrainOutput", "ReplacedTokenDetection", "gumbel_sample", "weighted_mean"]
+from electra_lit.objectives.common import (
+    Corruption,
+    Detections,
+    PretrainOutput,
+    TokenPredictions,
+    corrupt_with_generator,
+    gumbel_sample,
+    masked_lm_loss,
+    weighted_mean,
+)
+from electra_lit.objectives.mlm import MaskedLanguageModeling
+from electra_lit.objectives.replace_mlm import AllTokensMLM, ReplaceMLM
+from electra_lit.objectives.rtd import ReplacedTokenDetection
+
+__all__ = [
+    "AllTokensMLM",
+    "Corruption",
+    "Detections",
+    "MaskedLanguageModeling",
+    "PretrainOutput",
+    "ReplaceMLM",
+    "ReplacedTokenDetection",
+    "TokenPredictions",
+    "corrupt_with_generator",
+    "gumbel_sample",
+    "masked_lm_loss",
+    "weighted_mean",
+]

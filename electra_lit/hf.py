@@ -1,0 +1,206 @@
+"""Hugging Face transformers interop: our models <-> ``ElectraForPreTraining`` / ``ElectraForMaskedLM``.
+
+Export writes directories that ``from_pretrained`` loads unchanged (``config.json``, weights and
+tokenizer files); import reads such directories, released ELECTRA checkpoints included, into our
+models. One table of (our parameter, HF key) pairs drives both directions; our fused
+query/key/value matrix maps to HF's three. Needs the ``hf`` extra (``pip install 'electra_lit[hf]'``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from torch import nn
+
+from electra_lit.data.tokenizer import save_tokenizer
+from electra_lit.errors import ConfigError
+from electra_lit.models import Discriminator, EncoderConfig, GDESWordEmbedding, MaskedLM
+
+log = logging.getLogger(__name__)
+
+_EMBEDDINGS = {
+    "word.weight": "word_embeddings.weight",
+    "position.weight": "position_embeddings.weight",
+    "token_type.weight": "token_type_embeddings.weight",
+    "norm.weight": "LayerNorm.weight",
+    "norm.bias": "LayerNorm.bias",
+}
+_LAYER = {
+    "attention_out": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+    "ffn_norm": "output.LayerNorm",
+}
+_HEADS = {
+    Discriminator: {"head_dense": "discriminator_predictions.dense", "head_out": "discriminator_predictions.dense_prediction"},
+    MaskedLM: {"head_dense": "generator_predictions.dense", "head_norm": "generator_predictions.LayerNorm"},
+}
+# EncoderConfig field -> ElectraConfig field
+_CONFIG = {
+    "vocab_size": "vocab_size",
+    "hidden_size": "hidden_size",
+    "num_layers": "num_hidden_layers",
+    "num_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "embedding_size": "embedding_size",
+    "max_position_embeddings": "max_position_embeddings",
+    "type_vocab_size": "type_vocab_size",
+    "dropout": "hidden_dropout_prob",
+    "layer_norm_eps": "layer_norm_eps",
+    "initializer_range": "initializer_range",
+}
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("Hugging Face interop needs transformers: pip install 'electra_lit[hf]'") from None
+    return transformers
+
+
+def hf_class(model: nn.Module):
+    """The transformers class of one of our models: a discriminator or a masked LM."""
+    t = _transformers()
+    return t.ElectraForPreTraining if isinstance(model, Discriminator) else t.ElectraForMaskedLM
+
+
+def to_hf_config(config: EncoderConfig, architecture: str):
+    values = {theirs: getattr(config, ours) for ours, theirs in _CONFIG.items()}
+    values["embedding_size"] = config.embedding_dim
+    return _transformers().ElectraConfig(
+        **values, attention_probs_dropout_prob=config.dropout, hidden_act="gelu", architectures=[architecture]
+    )
+
+
+def from_hf_config(hf_config) -> EncoderConfig:
+    if hf_config.hidden_act != "gelu":
+        raise ConfigError(f"hidden_act={hf_config.hidden_act!r} in the checkpoint; electra_lit implements gelu only")
+    return EncoderConfig(**{ours: getattr(hf_config, theirs) for ours, theirs in _CONFIG.items()})
+
+
+def _pairs(model: Discriminator | MaskedLM) -> list[tuple[str, list[str]]]:
+    """(our attribute path, its HF key or keys); the fused qkv maps to three HF keys."""
+    pairs = [(f"encoder.embeddings.{ours}", [f"electra.embeddings.{theirs}"]) for ours, theirs in _EMBEDDINGS.items()]
+    if model.encoder.embeddings_project is not None:
+        pairs += [(f"encoder.embeddings_project.{p}", [f"electra.embeddings_project.{p}"]) for p in ("weight", "bias")]
+    for i in range(len(model.encoder.layers)):
+        ours, theirs = f"encoder.layers.{i}.", f"electra.encoder.layer.{i}."
+        for p in ("weight", "bias"):
+            pairs.append((f"{ours}qkv.{p}", [f"{theirs}attention.self.{n}.{p}" for n in ("query", "key", "value")]))
+            pairs += [(f"{ours}{o}.{p}", [f"{theirs}{t}.{p}"]) for o, t in _LAYER.items()]
+    pairs += [(f"{o}.{p}", [f"{t}.{p}"]) for o, t in _HEADS[type(model)].items() for p in ("weight", "bias")]
+    if isinstance(model, MaskedLM):
+        pairs.append(("output_bias", ["generator_lm_head.bias"]))
+    return pairs
+
+
+def _resolve(model: nn.Module, path: str):
+    *parents, name = path.split(".")
+    owner = model
+    for part in parents:
+        owner = getattr(owner, part)
+    return owner, name
+
+
+def hf_state_dict(model: Discriminator | MaskedLM) -> dict[str, torch.Tensor]:
+    """Our weights under transformers' names (GDES word embeddings merged into one table)."""
+    state = {}
+    for ours, keys in _pairs(model):
+        owner, name = _resolve(model, ours)
+        tensor = getattr(owner, name).detach()
+        state.update(zip(keys, tensor.chunk(len(keys)) if len(keys) > 1 else [tensor]))
+    if isinstance(model, MaskedLM):
+        state["generator_lm_head.weight"] = state["electra.embeddings.word_embeddings.weight"]  # tied
+    return {key: tensor.clone().contiguous() for key, tensor in state.items()}
+
+
+def load_hf_state_dict(model: Discriminator | MaskedLM, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Copy transformers-named weights into ``model``; shapes must match exactly."""
+    used = {"generator_lm_head.weight"}  # tied to the word embeddings
+    with torch.no_grad():
+        for ours, keys in _pairs(model):
+            missing = [key for key in keys if key not in state]
+            if missing:
+                raise ConfigError(f"{source}: the checkpoint has no {missing[0]}; is it an ELECTRA {hf_class(model).__name__}?")
+            value = torch.cat([state[key] for key in keys]) if len(keys) > 1 else state[keys[0]]
+            used.update(keys)
+            owner, name = _resolve(model, ours)
+            if isinstance(owner, GDESWordEmbedding):  # keep stop_grad(generator) + delta = value
+                owner.delta.copy_(value - owner.source.weight)
+                continue
+            target = getattr(owner, name)
+            if target.shape != value.shape:
+                raise ConfigError(f"{source}: {keys[0]} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}")
+            target.copy_(value)
+    unused = sorted(key for key in state if key not in used and not key.endswith(("position_ids", "token_type_ids")))
+    if unused:
+        raise ConfigError(f"{source}: weights the model has no place for, e.g. {unused[0]} ({len(unused)} in all)")
+
+
+def save_pretrained(model: Discriminator | MaskedLM, tokenizer: Tokenizer | None, directory: str | Path) -> Path:
+    """Write ``model`` as a transformers directory (config, safetensors weights, tokenizer files)."""
+    directory = Path(directory)
+    cls = hf_class(model)
+    hf_model = cls(to_hf_config(model.encoder.config, cls.__name__))
+    hf_model.load_state_dict(hf_state_dict(model), strict=True)
+    hf_model.save_pretrained(directory)
+    if tokenizer is not None:
+        save_tokenizer(tokenizer, directory)
+        lowercase = bool(getattr(tokenizer.normalizer, "lowercase", False))
+        _transformers().ElectraTokenizerFast(tokenizer_object=tokenizer, do_lower_case=lowercase).save_pretrained(directory)
+    return directory
+
+
+def export_pretrained(generator: MaskedLM | None, discriminator: nn.Module, tokenizer: Tokenizer | None, out_dir: str | Path) -> list[Path]:
+    """``out_dir/discriminator`` (the kept model) and ``out_dir/generator`` when there is one."""
+    out_dir = Path(out_dir)
+    written = [save_pretrained(discriminator, tokenizer, out_dir / "discriminator")]
+    if generator is not None:
+        written.append(save_pretrained(generator, tokenizer, out_dir / "generator"))
+    return written
+
+
+def _compare_configs(ours: EncoderConfig, theirs: EncoderConfig, source: str) -> None:
+    sizes = [f.name for f in fields(EncoderConfig) if f.name not in ("dropout", "initializer_range", "layer_norm_eps")]
+    different = [f"{n}: checkpoint {getattr(theirs, n)}, config {getattr(ours, n)}" for n in sizes
+                 if getattr(ours, n) != getattr(theirs, n) and not (n == "embedding_size" and ours.embedding_dim == theirs.embedding_dim)]
+    if different:
+        raise ConfigError(
+            f"init_from: {source} does not fit the configured model ({'; '.join(different)}); "
+            "choose the matching model=... and tokenizer, or set the sizes under model.discriminator"
+        )
+
+
+def load_pretrained(generator: MaskedLM | None, discriminator: nn.Module, init_from: str | Mapping[str, str]) -> None:
+    """Initialise from transformers directories: ``init_from`` is a folder holding
+    ``discriminator/`` (and ``generator/``), as ``electra-export`` writes, or a mapping
+    ``{discriminator: DIR, generator: DIR}`` (e.g. the released google/electra-*-discriminator and
+    -generator, downloaded). The generator is loaded first, so shared weights end as the
+    discriminator's."""
+    if isinstance(init_from, str):
+        root = Path(init_from).expanduser()
+        paths = {name: root / name for name in ("generator", "discriminator") if (root / name).is_dir()}
+        if "discriminator" not in paths:
+            raise ConfigError(f"init_from={init_from}: no discriminator/ folder in it; give a folder written by electra-export, or init_from={{discriminator: DIR, generator: DIR}}")
+    else:
+        paths = {name: Path(path).expanduser() for name, path in init_from.items() if path}
+    for name in ("generator", "discriminator"):
+        if name not in paths:
+            continue
+        model = generator if name == "generator" else discriminator
+        if model is None:
+            log.info("init_from: this objective has no generator; %s is not used", paths[name])
+            continue
+        if not (paths[name] / "config.json").is_file():
+            raise ConfigError(f"init_from.{name}={paths[name]}: no config.json there; it is not a transformers directory")
+        hf_model = hf_class(model).from_pretrained(paths[name])
+        _compare_configs(model.encoder.config, from_hf_config(hf_model.config), str(paths[name]))
+        load_hf_state_dict(model, hf_model.state_dict(), str(paths[name]))
+        log.info("init_from: %s initialised from %s", name, paths[name])
