@@ -167,15 +167,19 @@ def export_pretrained(generator: MaskedLM | None, discriminator: nn.Module, toke
     return written
 
 
-def _compare_configs(ours: EncoderConfig, theirs: EncoderConfig, source: str) -> None:
+def _compare_configs(ours: EncoderConfig, theirs: EncoderConfig, source: str, role: str) -> None:
     sizes = [f.name for f in fields(EncoderConfig) if f.name not in ("dropout", "initializer_range", "layer_norm_eps")]
-    different = [f"{n}: checkpoint {getattr(theirs, n)}, config {getattr(ours, n)}" for n in sizes
-                 if getattr(ours, n) != getattr(theirs, n) and not (n == "embedding_size" and ours.embedding_dim == theirs.embedding_dim)]
-    if different:
-        raise ConfigError(
-            f"init_from: {source} does not fit the configured model ({'; '.join(different)}); "
-            "choose the matching model=... and tokenizer, or set the sizes under model.discriminator"
-        )
+    different = [n for n in sizes if getattr(ours, n) != getattr(theirs, n)
+                 and not (n == "embedding_size" and ours.embedding_dim == theirs.embedding_dim)]
+    if not different:
+        return
+    if role == "generator" and set(different) <= {"hidden_size", "num_heads", "intermediate_size", "num_layers"}:
+        fix = "set model.generator={" + ", ".join(
+            f"{n}: {getattr(theirs, n)}" for n in ("hidden_size", "num_heads", "intermediate_size", "num_layers")) + "}"
+    else:
+        fix = "choose the matching model=... and tokenizer, or set the sizes under model.discriminator"
+    details = "; ".join(f"{n}: checkpoint {getattr(theirs, n)}, config {getattr(ours, n)}" for n in different)
+    raise ConfigError(f"init_from: {source} does not fit the configured {role} ({details}); {fix}")
 
 
 def load_pretrained(generator: MaskedLM | None, discriminator: nn.Module, init_from: str | Mapping[str, str]) -> None:
@@ -201,6 +205,6 @@ def load_pretrained(generator: MaskedLM | None, discriminator: nn.Module, init_f
         if not (paths[name] / "config.json").is_file():
             raise ConfigError(f"init_from.{name}={paths[name]}: no config.json there; it is not a transformers directory")
         hf_model = hf_class(model).from_pretrained(paths[name])
-        _compare_configs(model.encoder.config, from_hf_config(hf_model.config), str(paths[name]))
+        _compare_configs(model.encoder.config, from_hf_config(hf_model.config), str(paths[name]), name)
         load_hf_state_dict(model, hf_model.state_dict(), str(paths[name]))
         log.info("init_from: %s initialised from %s", name, paths[name])

@@ -97,8 +97,15 @@ def test_import_refuses_a_checkpoint_of_another_size(tmp_path):
         vocab_size=120, embedding_size=16, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=64)).save_pretrained(tmp_path / "discriminator")
     generator, discriminator = build_models(CONFIG, generator_fraction=0.5)
-    with pytest.raises(ConfigError, match="does not fit the configured model \\(hidden_size: checkpoint 64, config 32\\)"):
+    with pytest.raises(ConfigError, match="does not fit the configured discriminator \\(hidden_size: checkpoint 64, config 32\\)"):
         load_pretrained(generator, discriminator, str(tmp_path))
+    # a generator of another width: the error gives the override that fits it
+    transformers.ElectraForMaskedLM(transformers.ElectraConfig(
+        vocab_size=120, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64)).save_pretrained(tmp_path / "gen32")
+    with pytest.raises(ConfigError, match=r"configured generator \(hidden_size: checkpoint 32, config 16; .*\); "
+                                          r"set model.generator=\{hidden_size: 32, num_heads: 4, intermediate_size: 64, num_layers: 2\}"):
+        load_pretrained(generator, discriminator, {"generator": str(tmp_path / "gen32")})
     with pytest.raises(ConfigError, match="no discriminator/ folder"):
         load_pretrained(generator, discriminator, str(tmp_path / "discriminator"))
 
