@@ -21,10 +21,13 @@ _GROUP_OVERRIDE = re.compile(r"^[+~]?(?P<group>[A-Za-z_][\w/]*)=(?P<value>[\w.,-
 
 
 def config_groups() -> dict[str, list[str]]:
-    """Every top-level config group and its options, read from the packaged conf/ folder."""
+    """Every top-level config group and its options, read from the packaged conf/ folder
+    (files starting with "_" are bases that options compose, not options)."""
     root = resources.files(CONFIG_PACKAGE)
     return {
-        entry.name: sorted(f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml"))
+        entry.name: sorted(
+            f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml") and not f.name.startswith("_")
+        )
         for entry in root.iterdir()
         if entry.is_dir() and not entry.name.startswith("__")
     }

@@ -1,5 +1,31 @@
-"""The one exception type for bad user input, so the CLI can print it as a one-line error."""
+"""The one exception type for bad user input, and how commands print it: one line, exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class ConfigError(ValueError):
     """A config value, file or path the user gave cannot work. The message says which and how to fix it."""
+
+
+def config_error_in(err: BaseException | None) -> ConfigError | None:
+    """The ConfigError behind ``err`` (Hydra wraps errors raised while instantiating)."""
+    while err is not None and not isinstance(err, ConfigError):
+        err = err.__cause__ or err.__context__
+    return err
+
+
+@contextmanager
+def one_line_errors(program: str) -> Iterator[None]:
+    """Print a ConfigError raised inside as ``program: error: ...`` and exit with 2; re-raise the rest."""
+    try:
+        yield
+    except Exception as err:
+        config_error = config_error_in(err)
+        if config_error is None:
+            raise
+        print(f"{program}: error: {config_error}", file=sys.stderr)
+        sys.exit(2)

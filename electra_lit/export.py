@@ -8,22 +8,18 @@ is a masked LM and is written as ``ElectraForMaskedLM``) and ``OUTDIR/generator`
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from electra_lit.errors import ConfigError
+from electra_lit.errors import ConfigError, one_line_errors
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="electra-export", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a .ckpt written by electra-pretrain, e.g. runs/default/checkpoints/last.ckpt")
+    parser.add_argument("checkpoint", help="a .ckpt written by electra-pretrain, e.g. runs/pretrain/default/checkpoints/last.ckpt")
     parser.add_argument("out_dir", help="where to write discriminator/ and generator/")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors("electra-export"):
         written = export(args.checkpoint, args.out_dir)
-    except ConfigError as err:
-        print(f"electra-export: error: {err}", file=sys.stderr)
-        sys.exit(2)
     for path in written:
         print(f"wrote {path}")
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from electra_lit.data.tokenizer import save_tokenizer
 from electra_lit.errors import ConfigError
-from electra_lit.models import Discriminator, EncoderConfig, GDESWordEmbedding, MaskedLM
+from electra_lit.models import Discriminator, Encoder, EncoderConfig, GDESWordEmbedding, MaskedLM
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +85,22 @@ def from_hf_config(hf_config) -> EncoderConfig:
     return EncoderConfig(**{ours: getattr(hf_config, theirs) for ours, theirs in _CONFIG.items()})
 
 
-def _pairs(model: Discriminator | MaskedLM) -> list[tuple[str, list[str]]]:
-    """(our attribute path, its HF key or keys); the fused qkv maps to three HF keys."""
-    pairs = [(f"encoder.embeddings.{ours}", [f"electra.embeddings.{theirs}"]) for ours, theirs in _EMBEDDINGS.items()]
-    if model.encoder.embeddings_project is not None:
-        pairs += [(f"encoder.embeddings_project.{p}", [f"electra.embeddings_project.{p}"]) for p in ("weight", "bias")]
-    for i in range(len(model.encoder.layers)):
-        ours, theirs = f"encoder.layers.{i}.", f"electra.encoder.layer.{i}."
+def _encoder_pairs(encoder: Encoder, ours: str = "encoder.", theirs: str = "electra.") -> list[tuple[str, list[str]]]:
+    """(our attribute path, its HF key or keys) of an encoder; the fused qkv maps to three HF keys."""
+    pairs = [(f"{ours}embeddings.{o}", [f"{theirs}embeddings.{t}"]) for o, t in _EMBEDDINGS.items()]
+    if encoder.embeddings_project is not None:
+        pairs += [(f"{ours}embeddings_project.{p}", [f"{theirs}embeddings_project.{p}"]) for p in ("weight", "bias")]
+    for i in range(len(encoder.layers)):
+        layer_ours, layer_theirs = f"{ours}layers.{i}.", f"{theirs}encoder.layer.{i}."
         for p in ("weight", "bias"):
-            pairs.append((f"{ours}qkv.{p}", [f"{theirs}attention.self.{n}.{p}" for n in ("query", "key", "value")]))
-            pairs += [(f"{ours}{o}.{p}", [f"{theirs}{t}.{p}"]) for o, t in _LAYER.items()]
+            pairs.append((f"{layer_ours}qkv.{p}", [f"{layer_theirs}attention.self.{n}.{p}" for n in ("query", "key", "value")]))
+            pairs += [(f"{layer_ours}{o}.{p}", [f"{layer_theirs}{t}.{p}"]) for o, t in _LAYER.items()]
+    return pairs
+
+
+def _pairs(model: Discriminator | MaskedLM) -> list[tuple[str, list[str]]]:
+    """(our attribute path, its HF key or keys) of a whole model, heads included."""
+    pairs = _encoder_pairs(model.encoder)
     pairs += [(f"{o}.{p}", [f"{t}.{p}"]) for o, t in _HEADS[type(model)].items() for p in ("weight", "bias")]
     if isinstance(model, MaskedLM):
         pairs.append(("output_bias", ["generator_lm_head.bias"]))
@@ -123,12 +129,24 @@ def hf_state_dict(model: Discriminator | MaskedLM) -> dict[str, torch.Tensor]:
 
 def load_hf_state_dict(model: Discriminator | MaskedLM, state: Mapping[str, torch.Tensor], source: str) -> None:
     """Copy transformers-named weights into ``model``; shapes must match exactly."""
+    _load_pairs(model, _pairs(model), state, source, f"an ELECTRA {hf_class(model).__name__}")
+
+
+def load_hf_encoder(directory: str | Path) -> Encoder:
+    """The encoder of any ELECTRA transformers directory (discriminator, generator or base model)."""
+    hf_model = _transformers().ElectraModel.from_pretrained(directory)
+    encoder = Encoder(from_hf_config(hf_model.config))
+    _load_pairs(encoder, _encoder_pairs(encoder, ours="", theirs=""), hf_model.state_dict(), str(directory), "an ELECTRA model")
+    return encoder
+
+
+def _load_pairs(model: nn.Module, pairs, state: Mapping[str, torch.Tensor], source: str, expected: str) -> None:
     used = {"generator_lm_head.weight"}  # tied to the word embeddings
     with torch.no_grad():
-        for ours, keys in _pairs(model):
+        for ours, keys in pairs:
             missing = [key for key in keys if key not in state]
             if missing:
-                raise ConfigError(f"{source}: the checkpoint has no {missing[0]}; is it an ELECTRA {hf_class(model).__name__}?")
+                raise ConfigError(f"{source}: the checkpoint has no {missing[0]}; is it {expected}?")
             value = torch.cat([state[key] for key in keys]) if len(keys) > 1 else state[keys[0]]
             used.update(keys)
             owner, name = _resolve(model, ours)

@@ -38,3 +38,27 @@ def electra_lr_lambda(total_steps: int, warmup_steps: int):
 
     return factor
 
+
+
+LAYER_DECAY_RULES = ("released", "intended")
+
+
+def layerwise_lr_groups(encoder, head: nn.Module, lr: float, decay: float, rule: str = "released",
+                        weight_decay: float = 0.0) -> list[dict]:
+    """Fine-tuning groups with layer-wise LR decay: lower layers learn slower.
+
+    depth(embeddings) = 0, depth(layer i) = i + 1 and each group gets lr * decay^(top - depth).
+    ``released`` (ELECTRA's code): the head is at top = L + 2, so the top layer gets lr * decay^2
+    (an off-by-one) and the embeddings lr * decay^(L + 2). ``intended``: top = L + 1, so the top
+    layer gets lr * decay and the embeddings lr * decay^(L + 1). The head always gets lr.
+    """
+    if rule not in LAYER_DECAY_RULES:
+        raise ValueError(f"layer_decay_rule={rule!r} is not one of {', '.join(LAYER_DECAY_RULES)}")
+    num_layers = len(encoder.layers)
+    top = num_layers + 2 if rule == "released" else num_layers + 1
+    embeddings = [*encoder.embeddings.parameters()]
+    if encoder.embeddings_project is not None:
+        embeddings += [*encoder.embeddings_project.parameters()]
+    parts = [(embeddings, 0)] + [([*layer.parameters()], i + 1) for i, layer in enumerate(encoder.layers)]
+    parts.append(([*head.parameters()], top))
+    return [{"params": params, "lr": lr * decay ** (top - depth), "weight_decay": weight_decay} for params, depth in parts]

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.config_checks import check_group_choices, validate_config
 from electra_lit.data.tokenizer import save_tokenizer
-from electra_lit.errors import ConfigError
+from electra_lit.errors import ConfigError, one_line_errors
 from electra_lit.lit.summary import summary_lines
 
 log = logging.getLogger(__name__)
@@ -96,35 +96,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
-def _config_error(err: BaseException | None) -> ConfigError | None:
-    """The ConfigError behind ``err`` (Hydra wraps errors raised while instantiating)."""
-    while err is not None and not isinstance(err, ConfigError):
-        err = err.__cause__ or err.__context__
-    return err
-
-
-def _exit_with(err: ConfigError) -> None:
-    print(f"electra-pretrain: error: {err}", file=sys.stderr)
-    sys.exit(2)
-
-
 @hydra.main(version_base="1.3", config_path="pkg://electra_lit.conf", config_name="pretrain")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    try:
+    with one_line_errors("electra-pretrain"):
         metrics = train(cfg)
-    except Exception as err:
-        if (config_error := _config_error(err)) is None:
-            raise
-        _exit_with(config_error)
     return metrics.get("val/loss")  # the value a Hydra sweeper optimises
 
 
 def main() -> None:
     """Console script: check group options first (one-line error), then hand over to Hydra."""
-    try:
+    with one_line_errors("electra-pretrain"):
         check_group_choices(sys.argv[1:])
-    except ConfigError as err:
-        _exit_with(err)
     _hydra_main()
 
 

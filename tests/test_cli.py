@@ -68,7 +68,7 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path, cache_dir):
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dirs = sorted(p for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    run_dirs = sorted(p for p in (tmp_path / "runs" / "pretrain").iterdir() if p.is_dir())
     assert len(run_dirs) == 2
     for run_dir, mask_prob in zip(run_dirs, (0.15, 0.25)):
         assert f"masking.mask_prob={mask_prob}" in run_dir.name

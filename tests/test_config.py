@@ -7,7 +7,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
 from conftest import FAST, build
+from electra_lit.data.glue import Task
 from electra_lit.config_checks import check_group_choices, config_groups, validate_config
 from electra_lit.errors import ConfigError
 from electra_lit.train import train
@@ -67,6 +71,11 @@ def test_every_group_option_composes(compose_pretrain):
         for option in options:
             if group == "trainer" and option == "default":
                 continue  # the shared base of the trainer options
+            if group == "task":  # fine-tuning's group
+                with initialize_config_module("electra_lit.conf", version_base="1.3"):
+                    cfg = compose("finetune", overrides=[f"task={option}", "run_dir=x", "init_from=x"])
+                assert Task.from_config(OmegaConf.to_container(cfg.task, resolve=True)).name == option
+                continue
             cfg = compose_pretrain(f"{group}={option}")
             if group in ("logger", "callbacks") and cfg.get(group):
                 for name, node in cfg[group].items():
