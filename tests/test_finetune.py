@@ -250,3 +250,10 @@ def test_multirun_over_tasks_and_seeds_then_the_table(tmp_path, tiny_checkpoint)
     assert table.stdout.splitlines()[0] == "| model | SST-2 | RTE | GLUE avg |"
     assert "4 runs, 2 model x task cells" in table.stdout
     assert len((tmp_path / "all.csv").read_text().splitlines()) == 5
+
+
+def test_without_files_the_hub_is_tried_and_offline_says_what_to_give(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty_cache"))
+    with pytest.raises(ConfigError, match=r"task sst2: nyu-mll/glue/sst2 split train could not be loaded .*give glue_dir=DIR"):
+        finetune(compose_finetune(tmp_path, f"init_from={tiny_checkpoint}"))
