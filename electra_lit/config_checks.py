@@ -13,6 +13,7 @@ from importlib import resources
 
 from omegaconf import DictConfig, OmegaConf
 
+from electra_lit.data.packing import PACKING_MODES
 from electra_lit.errors import ConfigError
 from electra_lit.models import EncoderConfig, check_sharing, generator_config
 
@@ -87,6 +88,11 @@ def validate_config(cfg: DictConfig) -> None:
              f"must be null or in [1, data.max_seq_length={length}]")
     _require(isinstance(data.batch_size, int) and data.batch_size >= 1, "data.batch_size", data.batch_size,
              "must be a positive integer")
+    _require(data.packing in PACKING_MODES, "data.packing", data.packing,
+             f"is not a packing mode; choose one of: {', '.join(PACKING_MODES)}")
+    for key in ("single_segment_prob", "short_seq_prob"):
+        _require(isinstance(data[key], (int, float)) and 0 <= data[key] <= 1, f"data.{key}", data[key],
+                 "is outside [0, 1]")
 
     f = model.generator_fraction
     _require(isinstance(f, (int, float)) and 0 < f <= 1, "model.generator_fraction", f,

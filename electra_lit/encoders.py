@@ -3,14 +3,13 @@ transformers folder (ours from electra-export, or a released ELECTRA checkpoint)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 
-from electra_lit.data.tokenizer import load_wordpiece
+from electra_lit.data.tokenizer import load_tokenizer, load_wordpiece
 from electra_lit.errors import ConfigError
 from electra_lit.models import Encoder, EncoderConfig
 
@@ -39,16 +38,6 @@ def _from_checkpoint(path: Path) -> PretrainedEncoder:
     return PretrainedEncoder(encoder, Tokenizer.from_str(tokenizer_json) if tokenizer_json else None)
 
 
-def _tokenizer_of_folder(folder: Path) -> Tokenizer | None:
-    if (folder / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(folder / "tokenizer.json"))
-    if (folder / "vocab.txt").is_file():
-        config = folder / "tokenizer_config.json"
-        lowercase = json.loads(config.read_text()).get("do_lower_case", True) if config.is_file() else True
-        return load_wordpiece(str(folder / "vocab.txt"), lowercase=lowercase)
-    return None
-
-
 def load_pretrained_encoder(init_from: str, tokenizer_vocab: str | None = None) -> PretrainedEncoder:
     """The encoder and tokenizer of ``init_from``; ``tokenizer_vocab`` (a vocab.txt) replaces the
     tokenizer, and must have the encoder's vocabulary size."""
@@ -58,7 +47,8 @@ def load_pretrained_encoder(init_from: str, tokenizer_vocab: str | None = None) 
     elif (path / "config.json").is_file():
         from electra_lit.hf import load_hf_encoder
 
-        loaded = PretrainedEncoder(load_hf_encoder(path), _tokenizer_of_folder(path))
+        has_tokenizer = (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()
+        loaded = PretrainedEncoder(load_hf_encoder(path), load_tokenizer(str(path)) if has_tokenizer else None)
     else:
         raise ConfigError(
             f"init_from={init_from}: not an electra-pretrain .ckpt file nor a transformers folder (no config.json)"

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # Deprecation notices from inside torchdata and Lightning that a user cannot act on.
 warnings.filterwarnings("ignore", message=r".*'set_vital' is deprecated")
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Streaming datasets define __len__ on purpose (a nominal length stops Lightning from prefetching
+# past the checkpointed position); each worker reads its own part, so the warning does not apply.
+warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined")
 
 
 MAX_RUN_NAME = 120

@@ -103,6 +103,10 @@ def test_other_bad_values(compose_pretrain):
         validate_config(compose_pretrain("model.embedding_sharing=tied"))
     with pytest.raises(ConfigError, match="trainer.max_steps=-1 must be a positive integer"):
         validate_config(compose_pretrain("trainer.max_steps=-1"))
+    with pytest.raises(ConfigError, match="^data.packing=greedy is not a packing mode; choose one of: document, packed$"):
+        validate_config(compose_pretrain("data.packing=greedy"))
+    with pytest.raises(ConfigError, match=r"^data.short_seq_prob=1.5 is outside \[0, 1\]$"):
+        validate_config(compose_pretrain("data.short_seq_prob=1.5"))
 
 
 def test_missing_checkpoint_fails_before_building_anything(compose_pretrain, tmp_path):

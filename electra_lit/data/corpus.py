@@ -1,16 +1,24 @@
-"""Plain-text corpora read as documents of sentences.
+"""Corpora: where pretraining text comes from, read as documents of sentences.
 
-ELECTRA's data builder never lets a sequence span two documents and splits segments A and B
-at sentence boundaries, so a corpus yields documents, each a list of sentences. The built-in
-corpus is Jane Austen's six novels (Project Gutenberg, public domain), shipped gzipped inside
-the package, one document per chapter.
+ELECTRA's data builder never lets a sequence span two documents and splits segments A and B at
+sentence boundaries, so a corpus yields documents, each a list of sentences. Every source goes
+through the ``datasets`` library (always streamed: nothing is copied to a cache), so a local
+path and a hub name behave the same:
+
+- :class:`TextCorpus`: ``.txt``/``.txt.gz`` files, folders or globs; a document per file, per
+  blank-line separated block, or per "Chapter N" heading. With no paths, the built-in corpus:
+  Jane Austen's six novels (Project Gutenberg, public domain), one document per chapter.
+- :class:`TableCorpus`: ``.jsonl``/``.json``, ``.csv`` or ``.parquet`` files with a text column.
+- :class:`HubCorpus`: a ``datasets`` hub name, config and split, with a text column.
+
+Undecodable bytes in text files are replaced (U+FFFD) and counted, not a crash.
 """
 
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
@@ -18,14 +26,18 @@ from pathlib import Path
 
 from electra_lit.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 DOCUMENT_MODES = ("chapter", "file", "paragraph")
 TEXT_SUFFIXES = (".txt", ".txt.gz")
+TABLE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
-_CHAPTER_HEADING = re.compile(r"^\s*chapter\s+([0-9]+|[ivxlc]+)\.?\s*$", re.IGNORECASE)
+_CHAPTER_HEADING = re.compile(r"^\s*chapter\s+([0-9]+|[ivxlc]+)\.?\s*$", re.IGNORECASE | re.MULTILINE)
 # A sentence ends at . ! or ? (optionally closed by quotes, brackets or underscores) before
 # whitespace and an upper-case letter or an opening quote.
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)_]*\s+(?=[\"'\u201c\u2018(_]*[A-Z])")
 _ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Col|Capt|Esq|Rev|Sir)\.$")
+_BLANK_LINE = re.compile(r"\n\s*\n")
 
 
 def builtin_corpus_dir() -> Path:
@@ -45,101 +57,165 @@ def split_sentences(paragraph: str) -> list[str]:
     return sentences
 
 
-def _paragraphs(lines: Sequence[str]) -> Iterator[str]:
-    """Blank-line separated blocks, each joined into one line."""
-    block: list[str] = []
-    for line in lines:
-        if line.strip():
-            block.append(line.strip())
-        elif block:
-            yield " ".join(block)
-            block = []
-    if block:
-        yield " ".join(block)
+def sentences_of(text: str) -> list[str]:
+    """A document's sentences: blank-line separated blocks, their lines joined, split into sentences."""
+    return [s for block in _BLANK_LINE.split(text) for s in split_sentences(" ".join(block.split()))]
 
 
-def _read_lines(path: Path) -> list[str]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        return f.read().splitlines()
+def _resolve_files(paths: str | Sequence[str], suffixes: tuple[str, ...], key: str) -> list[Path]:
+    if isinstance(paths, str):
+        paths = [paths]
+    files: list[Path] = []
+    for entry in paths:
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.name.endswith(suffixes))
+            if not found:
+                raise ConfigError(f"{key}: folder '{entry}' holds no {' or '.join(suffixes)} file")
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+            if not found:
+                raise ConfigError(
+                    f"{key}: '{entry}' is no file or folder and matches no file; give existing files, folders or glob patterns"
+                )
+        files.extend(found)
+    return files
 
 
-class TextCorpus:
-    """Documents from text files (``.txt`` or ``.txt.gz``).
+def _file_digest(files: Sequence[Path], extra: str) -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in files:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+class Corpus:
+    """Base: ``dataset()`` gives a streaming ``datasets.IterableDataset`` of rows, each one document
+    (or, with chapters, several) in ``text_column``; ``documents()`` yields lists of sentences."""
+
+    text_column = "text"
+    description = "corpus"
+
+    def dataset(self, files: Sequence[Path] | None = None):
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def texts(self, row: dict) -> list[str]:
+        """The document texts of one row (one, unless the corpus splits rows further)."""
+        if self.text_column not in row:
+            raise ConfigError(
+                f"{self.description}: no column {self.text_column!r}; the columns are: {', '.join(row)}"
+            )
+        text = row[self.text_column]
+        return [text] if isinstance(text, str) and text.strip() else []
+
+    def documents(self, dataset=None) -> Iterator[list[str]]:
+        """Each document as a list of sentences; counts undecodable bytes replaced on the way."""
+        replaced = 0
+        for row in dataset if dataset is not None else self.dataset():
+            for text in self.texts(row):
+                replaced += text.count("\ufffd")
+                sentences = sentences_of(text)
+                if sentences:
+                    yield sentences
+        if replaced:
+            log.warning("%s: %d undecodable bytes were replaced by U+FFFD", self.description, replaced)
+
+    def check(self) -> None:
+        """Fail now, naming the source, if it is empty or lacks the text column."""
+        try:
+            first = next(iter(self.dataset()))
+        except StopIteration:
+            raise ConfigError(f"{self.description}: the corpus is empty") from None
+        self.texts(first)
+
+
+class TextCorpus(Corpus):
+    """Text files (``.txt`` or ``.txt.gz``).
 
     Args:
         paths: files, folders (their ``*.txt`` / ``*.txt.gz`` files) or glob patterns; ``None``
             is the built-in Austen corpus.
-        document: where a document ends. ``chapter``: at each "Chapter N" heading line (text
-            before a file's first heading is dropped; a file with no heading is one document);
-            ``file``: one document per file; ``paragraph``: one per blank-line separated block.
+        document: where a document ends. ``file``: one per file; ``paragraph``: one per
+            blank-line separated block; ``chapter``: at each "Chapter N" heading line (text before
+            a file's first heading is dropped; a file with no heading is one document).
     """
 
     def __init__(self, paths: str | Sequence[str] | None = None, document: str = "chapter"):
         if document not in DOCUMENT_MODES:
-            raise ConfigError(
-                f"data.corpus.document={document!r} is not one of {', '.join(DOCUMENT_MODES)}"
-            )
+            raise ConfigError(f"data.corpus.document={document!r} is not one of {', '.join(DOCUMENT_MODES)}")
         self.document = document
-        self.files = self._resolve(paths)
-
-    @staticmethod
-    def _resolve(paths: str | Sequence[str] | None) -> list[Path]:
         if paths is None:
-            return sorted(builtin_corpus_dir().glob("*.txt.gz"))
-        if isinstance(paths, str):
-            paths = [paths]
-        files: list[Path] = []
-        for entry in paths:
-            path = Path(entry).expanduser()
-            if path.is_dir():
-                found = sorted(p for p in path.iterdir() if p.name.endswith(TEXT_SUFFIXES))
-                if not found:
-                    raise ConfigError(
-                        f"data.corpus.paths: folder '{entry}' holds no .txt or .txt.gz file"
-                    )
-            elif path.is_file():
-                found = [path]
-            else:
-                found = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
-                if not found:
-                    raise ConfigError(
-                        f"data.corpus.paths: '{entry}' is no file or folder and matches no file; "
-                        "give existing .txt/.txt.gz files, folders or glob patterns"
-                    )
-            files.extend(found)
-        return files
+            self.files = sorted(builtin_corpus_dir().glob("*.txt.gz"))
+            self.description = "the built-in corpus"
+        else:
+            self.files = _resolve_files(paths, TEXT_SUFFIXES, "data.corpus.paths")
+            self.description = f"data.corpus.paths ({len(self.files)} file(s) from {paths})"
+
+    def dataset(self, files: Sequence[Path] | None = None):
+        import datasets
+
+        return datasets.load_dataset(
+            "text", data_files=[str(f) for f in files or self.files], split="train", streaming=True,
+            sample_by="paragraph" if self.document == "paragraph" else "document", encoding_errors="replace",
+        )
+
+    def texts(self, row: dict) -> list[str]:
+        text = row["text"]
+        if self.document != "chapter" or not _CHAPTER_HEADING.search(text):
+            return [text] if text.strip() else []
+        return [chapter for chapter in _CHAPTER_HEADING.split(text)[2::2] if chapter.strip()]
 
     def fingerprint(self) -> str:
         """A digest of the files' contents and the document mode, for caches derived from the corpus."""
-        digest = hashlib.sha256(self.document.encode())
-        for path in self.files:
-            digest.update(path.name.encode())
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-        return digest.hexdigest()[:16]
+        return _file_digest(self.files, self.document)
 
-    def documents(self) -> Iterator[list[str]]:
-        """Each document as a list of sentences, in file order."""
-        for path in self.files:
-            yield from self._file_documents(_read_lines(path))
 
-    def _file_documents(self, lines: list[str]) -> Iterator[list[str]]:
-        if self.document == "paragraph":
-            for paragraph in _paragraphs(lines):
-                yield split_sentences(paragraph)
-            return
-        if self.document == "chapter" and any(_CHAPTER_HEADING.match(l) for l in lines):
-            chapters: list[list[str]] = []
-            for line in lines:
-                if _CHAPTER_HEADING.match(line):
-                    chapters.append([])
-                elif chapters:
-                    chapters[-1].append(line)
-        else:
-            chapters = [lines]
-        for chapter in chapters:
-            sentences = [s for p in _paragraphs(chapter) for s in split_sentences(p)]
-            if sentences:
-                yield sentences
+class TableCorpus(Corpus):
+    """``.jsonl``/``.json``, ``.csv`` or ``.parquet`` files (one kind), a document per row in ``text_column``."""
+
+    def __init__(self, paths: str | Sequence[str], text_column: str = "text"):
+        self.files = _resolve_files(paths, tuple(TABLE_BUILDERS), "data.corpus.paths")
+        kinds = {TABLE_BUILDERS[f.suffix] for f in self.files if f.suffix in TABLE_BUILDERS}
+        if len(kinds) != 1 or any(f.suffix not in TABLE_BUILDERS for f in self.files):
+            raise ConfigError(f"data.corpus.paths: give files of one kind, .jsonl/.json, .csv or .parquet; got {paths}")
+        self.builder = kinds.pop()
+        self.text_column = text_column
+        self.description = f"data.corpus.paths ({len(self.files)} {self.builder} file(s) from {paths})"
+
+    def dataset(self, files: Sequence[Path] | None = None):
+        import datasets
+
+        return datasets.load_dataset(self.builder, data_files=[str(f) for f in files or self.files],
+                                     split="train", streaming=True)
+
+    def fingerprint(self) -> str:
+        return _file_digest(self.files, self.text_column)
+
+
+class HubCorpus(Corpus):
+    """A ``datasets`` hub dataset, streamed: ``path`` (e.g. ``Skylion007/openwebtext``), ``name``
+    (its config), ``split``, ``text_column``."""
+
+    def __init__(self, path: str, name: str | None = None, split: str = "train", text_column: str = "text"):
+        self.path, self.name, self.split, self.text_column = path, name, split, text_column
+        self.files = []
+        self.description = f"data.corpus: {path}" + (f" ({name})" if name else "") + f", split {split}"
+
+    def dataset(self, files: Sequence[Path] | None = None):
+        import datasets
+
+        try:
+            return datasets.load_dataset(self.path, self.name, split=self.split, streaming=True)
+        except Exception as err:  # offline, no such dataset, config or split
+            raise ConfigError(f"{self.description} could not be opened ({type(err).__name__}: {err})"[:500]) from None
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.path}/{self.name}/{self.split}/{self.text_column}".encode()).hexdigest()[:16]

@@ -1,9 +1,13 @@
-"""LightningDataModule: corpus -> tokens -> packed sequences -> masked batches.
+"""LightningDataModule: corpus -> tokens -> packed sequences -> masked batches, three ways.
 
-Documents are split into train and validation before packing (no sequence leaks between them).
+- in memory (default): the corpus is read, tokenized and packed at setup; documents are split
+  into train and validation first, so no sequence leaks between them;
+- streaming (``streaming=true``): tokenized and packed on the fly, disjoint per rank and worker
+  (:class:`StreamingSequences`); the first ``val_documents`` documents are held out;
+- pre-tokenized (``shards=DIR``, from ``electra-prepare-data``): memory-mapped rows.
+
 Loaders are torchdata ``StatefulDataLoader``s: Lightning stores their position in every
-checkpoint, and together with key-derived masks a resumed run sees the batches an uninterrupted
-run would have seen.
+checkpoint, and with key-derived masks a resumed run sees the batches an uninterrupted run sees.
 """
 
 from __future__ import annotations
@@ -11,40 +15,42 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from itertools import islice
 
 import lightning as L
 import numpy as np
 import torch
 from tokenizers import Tokenizer
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from electra_lit.data.corpus import TextCorpus
+from electra_lit.data.corpus import Corpus
 from electra_lit.data.masking import MaskingCollator
-from electra_lit.data.packing import PackedSequences, pack_documents
+from electra_lit.data.packing import PackedSequences, SequenceBuilder, pack_documents
+from electra_lit.data.shards import ShardedSequences, read_meta, tokenizer_digest
+from electra_lit.data.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
 from electra_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_STREAMING_VAL_DOCUMENTS = 100
+
 
 class SequenceDataset(Dataset):
-    """Packed sequences as examples ``{"key", "input_ids", "token_type_ids", "attention_mask"}``."""
+    """Packed sequences (in memory or sharded) as examples
+    ``{"key", "input_ids", "token_type_ids", "attention_mask"}``; the key is the row index."""
 
-    def __init__(self, sequences: PackedSequences):
+    def __init__(self, sequences: PackedSequences | ShardedSequences):
         self.sequences = sequences
-        self._positions = np.arange(sequences.input_ids.shape[1])
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, index: int) -> dict:
-        return {
-            "key": index,
-            "input_ids": self.sequences.input_ids[index],
-            "token_type_ids": self.sequences.token_type_ids[index],
-            "attention_mask": (self._positions < self.sequences.lengths[index]).astype(np.int8),
-        }
+        input_ids, token_type_ids, length = self.sequences.row(index)
+        attention_mask = (np.arange(len(input_ids)) < length).astype(np.int8)
+        return {"key": index, "input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
 
 
 def tokenize_documents(tokenizer: Tokenizer, documents: list[list[str]]) -> list[list[list[int]]]:
@@ -59,88 +65,144 @@ def tokenize_documents(tokenizer: Tokenizer, documents: list[list[str]]) -> list
 
 
 class PretrainDataModule(L.LightningDataModule):
-    """Masked pretraining batches from a :class:`TextCorpus`.
+    """Masked pretraining batches from a corpus (in memory or streamed) or from prepared shards.
 
     Args:
-        corpus: where the text comes from.
+        corpus: where the text comes from (``None`` with ``shards``).
         tokenizer: a ``tokenizers.Tokenizer`` holding [PAD] [UNK] [CLS] [SEP] [MASK].
         masking: builds the collator; called with ``special_token_ids``, ``max_seq_length``,
             ``vocab_size`` and ``seed``.
         max_seq_length: tokens per sequence, [CLS]/[SEP] included.
         batch_size: sequences per batch (per device).
         num_workers: loader worker processes (0 loads in the training process).
-        val_fraction: share of documents held out for validation (at least one document).
-        single_segment_prob / short_seq_prob: the sequence builder's rates (see ``packing``).
+        val_fraction: in memory, share of documents held out for validation (at least one).
+        val_documents: documents held out when streaming (the first ones; default 100).
+        packing: ``document`` (ELECTRA's builder) or ``packed`` (whole documents concatenated).
+        single_segment_prob / short_seq_prob: the sequence builder's rates.
+        streaming: tokenize and pack on the fly instead of at setup.
+        shuffle_buffer: streaming hub datasets: rows shuffled in a buffer of this size.
+        shards: a folder written by ``electra-prepare-data`` (then ``corpus`` is unused).
         seed: seeds the document split, packing, shuffling and masking.
     """
 
     def __init__(
         self,
-        corpus: TextCorpus,
+        corpus: Corpus | None,
         tokenizer: Tokenizer,
         masking: Callable[..., MaskingCollator],
         max_seq_length: int = 128,
         batch_size: int = 32,
         num_workers: int = 2,
         val_fraction: float = 0.02,
+        val_documents: int | None = None,
+        packing: str = "document",
         single_segment_prob: float = 0.1,
         short_seq_prob: float = 0.05,
+        streaming: bool = False,
+        shuffle_buffer: int = 0,
+        shards: str | None = None,
         seed: int = 0,
     ):
         super().__init__()
-        self.corpus = corpus
-        self.tokenizer = tokenizer
+        if corpus is None and shards is None:
+            raise ConfigError("data: give a corpus (data.corpus) or prepared shards (data.shards=DIR)")
+        self.corpus, self.tokenizer, self.shards = corpus, tokenizer, shards
         self.special_token_ids = SpecialTokenIds.from_tokenizer(tokenizer)
         self.collator = masking(
             special_token_ids=self.special_token_ids, max_seq_length=max_seq_length,
             vocab_size=tokenizer.get_vocab_size(), seed=seed,
         )
-        self.max_seq_length = max_seq_length
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.val_fraction = val_fraction
-        self.single_segment_prob = single_segment_prob
-        self.short_seq_prob = short_seq_prob
-        self.seed = seed
-        self.train_set: SequenceDataset | None = None
+        self.max_seq_length, self.batch_size, self.num_workers = max_seq_length, batch_size, num_workers
+        self.val_fraction, self.val_documents = val_fraction, val_documents
+        self.builder_args = dict(max_seq_length=max_seq_length, cls_id=self.special_token_ids.cls,
+                                 sep_id=self.special_token_ids.sep, mode=packing,
+                                 single_segment_prob=single_segment_prob, short_seq_prob=short_seq_prob)
+        SequenceBuilder(**self.builder_args)  # refuse a bad packing mode now
+        self.streaming, self.shuffle_buffer, self.seed = streaming, shuffle_buffer, seed
+        self.train_set: Dataset | None = None
         self.val_set: SequenceDataset | None = None
 
+    # ------------------------------------------------------------ setup, one way per source
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        if self.shards:
+            self._setup_shards()
+        elif self.streaming:
+            self._setup_streaming()
+        else:
+            self._setup_in_memory()
+        if len(self.val_set) < self.batch_size:
+            raise ConfigError(
+                f"the validation split has {len(self.val_set)} sequences, fewer than data.batch_size="
+                f"{self.batch_size}; lower data.batch_size or hold out more (data.val_fraction, data.val_documents)"
+            )
+
+    def _pack(self, documents: list[list[list[int]]], seed: int) -> PackedSequences:
+        return pack_documents(documents, rng=random.Random(seed), pad_id=self.special_token_ids.pad, **self.builder_args)
+
+    def _setup_in_memory(self) -> None:
         documents = list(self.corpus.documents())
         if len(documents) < 2:
             raise ConfigError(
-                f"data.corpus yields {len(documents)} document(s) from {len(self.corpus.files)} file(s); "
+                f"{self.corpus.description} yields {len(documents)} document(s); "
                 "pretraining needs at least 2 (one is held out for validation)"
             )
         order = list(range(len(documents)))
         random.Random(self.seed).shuffle(order)
-        num_val = max(1, round(self.val_fraction * len(documents)))
+        num_val = self.val_documents or max(1, round(self.val_fraction * len(documents)))
         tokenized = tokenize_documents(self.tokenizer, documents)
-        self.train_set = SequenceDataset(self._pack([tokenized[i] for i in sorted(order[num_val:])], self.seed))
+        train = self._pack([tokenized[i] for i in sorted(order[num_val:])], self.seed)
+        if len(train) < self.batch_size:
+            raise ConfigError(
+                f"{self.corpus.description}: {len(train)} training sequences"
+                f"{' (its documents tokenize to nothing)' if len(train) == 0 else ''}, fewer than "
+                f"data.batch_size={self.batch_size}; lower data.batch_size or use a larger corpus"
+            )
+        self.train_set = SequenceDataset(train)
         self.val_set = SequenceDataset(self._pack([tokenized[i] for i in sorted(order[:num_val])], self.seed + 1))
-        for name, dataset in (("train", self.train_set), ("validation", self.val_set)):
-            if len(dataset) < self.batch_size:
-                raise ConfigError(
-                    f"the {name} split has {len(dataset)} sequences, fewer than data.batch_size="
-                    f"{self.batch_size}; lower data.batch_size or use a larger corpus"
-                )
-        log.info(
-            "Data: %d train / %d validation sequences of %d tokens from %d documents (%.1f%% padding)",
-            len(self.train_set), len(self.val_set), self.max_seq_length, len(documents),
-            100 * self.train_set.sequences.padding_fraction(),
-        )
+        log.info("Data: %d train / %d validation sequences of %d tokens from %d documents (%.1f%% padding)",
+                 len(self.train_set), len(self.val_set), self.max_seq_length, len(documents),
+                 100 * train.padding_fraction())
 
-    def _pack(self, documents: list[list[list[int]]], seed: int) -> PackedSequences:
-        ids = self.special_token_ids
-        return pack_documents(
-            documents, self.max_seq_length, cls_id=ids.cls, sep_id=ids.sep, pad_id=ids.pad,
-            rng=random.Random(seed), single_segment_prob=self.single_segment_prob,
-            short_seq_prob=self.short_seq_prob,
+    def _setup_streaming(self) -> None:
+        self.corpus.check()
+        wanted = self.val_documents or DEFAULT_STREAMING_VAL_DOCUMENTS
+        held_out = list(islice(self.corpus.documents(), wanted + 1))
+        if len(held_out) <= wanted:
+            raise ConfigError(
+                f"{self.corpus.description} has {len(held_out)} documents and the first {wanted} are held out for "
+                "validation; lower data.val_documents, or use data.streaming=false for a corpus this small"
+            )
+        held_out = held_out[:wanted]
+        self.val_set = SequenceDataset(self._pack(tokenize_documents(self.tokenizer, held_out), self.seed + 1))
+        self.train_set = StreamingSequences(
+            self.corpus, self.tokenizer, self.builder_args, pad_id=self.special_token_ids.pad,
+            exclude={document_hash(d) for d in held_out}, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
         )
+        log.info("Data: streaming %s; %d validation sequences from the first %d documents",
+                 self.corpus.description, len(self.val_set), len(held_out))
 
-    def _loader(self, dataset: SequenceDataset, shuffle: bool) -> StatefulDataLoader:
+    def _setup_shards(self) -> None:
+        meta = read_meta(self.shards)
+        if meta["tokenizer"] != tokenizer_digest(self.tokenizer):
+            raise ConfigError(
+                f"data.shards={self.shards} was prepared with another tokenizer; use it: "
+                f"tokenizer=pretrained tokenizer.path={self.shards}/tokenizer"
+            )
+        if meta["max_seq_length"] != self.max_seq_length:
+            raise ConfigError(
+                f"data.max_seq_length={self.max_seq_length} but data.shards={self.shards} holds sequences "
+                f"of {meta['max_seq_length']}; set data.max_seq_length={meta['max_seq_length']}"
+            )
+        self.train_set = SequenceDataset(ShardedSequences(self.shards, "train"))
+        self.val_set = SequenceDataset(ShardedSequences(self.shards, "validation"))
+        log.info("Data: %d train / %d validation sequences of %d tokens from %s",
+                 len(self.train_set), len(self.val_set), self.max_seq_length, self.shards)
+
+    # ------------------------------------------------------------ loaders
+    def _loader(self, dataset: Dataset, shuffle: bool) -> StatefulDataLoader:
+        shuffle = shuffle and not isinstance(dataset, IterableDataset)
         return StatefulDataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -151,6 +213,9 @@ class PretrainDataModule(L.LightningDataModule):
             collate_fn=self.collator,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             pin_memory=torch.cuda.is_available(),
+            # workers send their state every 32 batches, not every batch (faster); a checkpoint
+            # between two snapshots resumes by replaying the batches since the last one
+            snapshot_every_n_steps=32,
         )
 
     def train_dataloader(self) -> StatefulDataLoader:

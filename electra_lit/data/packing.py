@@ -1,11 +1,20 @@
-"""ELECTRA's sequence builder: the sentences of one document become ``[CLS] A [SEP] B [SEP]``.
+"""Building ``[CLS] A [SEP] B [SEP]`` sequences from tokenized documents, in two modes.
 
-Sentences of a document are accumulated until their token count reaches the target length or
-the document ends, so a sequence never spans two documents and a document's tail gives a short,
-padded sequence. Segment A takes whole sentences up to (target - 3) // 2 tokens (or all of them,
-with probability ``single_segment_prob``), segment B the rest; tokens past ``max_seq_length``
-are cut. After each sequence the next target is, with probability ``short_seq_prob``, a random
+``document`` (ELECTRA's data builder, the default to reproduce): the sentences of ONE document
+are accumulated until their token count reaches the target length or the document ends, so a
+sequence never spans two documents and a document's tail gives a short, padded sequence.
+
+``packed`` (denser): whole documents are concatenated until the next one does not fit; a new
+sequence starts at a document boundary. A document longer than a sequence is cut into
+sequences as in ``document`` mode. Less padding, more tokens per step.
+
+In both, segment A takes whole sentences up to (target - 3) // 2 tokens (or all of them, with
+probability ``single_segment_prob``), segment B the rest; tokens past ``max_seq_length`` are
+cut; after each sequence the next target is, with probability ``short_seq_prob``, a random
 length in [5, max_seq_length] instead of ``max_seq_length``.
+
+The builder is incremental and its state (pending sentences, target, random state) can be
+saved and restored, so a stream of documents can stop and resume mid-way.
 """
 
 from __future__ import annotations
@@ -13,10 +22,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 MIN_TARGET_LENGTH = 5
+PACKING_MODES = ("document", "packed")
+
+Sentence = Sequence[int]
 
 
 @dataclass
@@ -34,29 +47,43 @@ class PackedSequences:
         """Share of all positions that are padding (what this packing wastes)."""
         return 1.0 - float(self.lengths.sum()) / max(1, self.input_ids.size)
 
+    def row(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        return self.input_ids[index], self.token_type_ids[index], int(self.lengths[index])
 
-def pack_documents(
-    documents: Iterable[Sequence[Sequence[int]]],
-    max_seq_length: int,
-    cls_id: int,
-    sep_id: int,
-    pad_id: int,
-    rng: random.Random,
-    single_segment_prob: float = 0.1,
-    short_seq_prob: float = 0.05,
-) -> PackedSequences:
-    """Build sequences from tokenized documents (each a list of sentences, each a list of ids)."""
-    if max_seq_length < MIN_TARGET_LENGTH:
-        raise ValueError(f"max_seq_length={max_seq_length} must be at least {MIN_TARGET_LENGTH}")
 
-    def next_target() -> int:
-        if rng.random() < short_seq_prob:
-            return rng.randint(MIN_TARGET_LENGTH, max_seq_length)
-        return max_seq_length
+class SequenceBuilder:
+    """Turns tokenized documents (lists of sentences of ids) into sequences ``(ids, segment_a_end)``."""
 
-    def make_sequence(sentences: list[Sequence[int]], target: int) -> tuple[list[int], int]:
-        single = rng.random() < single_segment_prob
-        a_budget = float("inf") if single else (target - 3) // 2
+    def __init__(self, max_seq_length: int, cls_id: int, sep_id: int, seed: int = 0, mode: str = "document",
+                 single_segment_prob: float = 0.1, short_seq_prob: float = 0.05):
+        if max_seq_length < MIN_TARGET_LENGTH:
+            raise ValueError(f"max_seq_length={max_seq_length} must be at least {MIN_TARGET_LENGTH}")
+        if mode not in PACKING_MODES:
+            raise ValueError(f"packing={mode!r} is not one of {', '.join(PACKING_MODES)}")
+        self.max_seq_length, self.cls_id, self.sep_id, self.mode = max_seq_length, cls_id, sep_id, mode
+        self.single_segment_prob, self.short_seq_prob = single_segment_prob, short_seq_prob
+        self.rng = random.Random(seed)
+        self.pending: list[list[int]] = []  # sentences waiting for a sequence (packed mode)
+        self.target = max_seq_length
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pending": [list(s) for s in self.pending], "target": self.target, "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pending = [list(s) for s in state["pending"]]
+        self.target = state["target"]
+        rng = state["rng"]
+        self.rng.setstate((rng[0], tuple(rng[1]), rng[2]))
+
+    def _next_target(self) -> None:
+        if self.rng.random() < self.short_seq_prob:
+            self.target = self.rng.randint(MIN_TARGET_LENGTH, self.max_seq_length)
+        else:
+            self.target = self.max_seq_length
+
+    def _sequence(self, sentences: list[Sentence]) -> tuple[list[int], int]:
+        single = self.rng.random() < self.single_segment_prob
+        a_budget = float("inf") if single else (self.target - 3) // 2
         segment_a: list[int] = []
         segment_b: list[int] = []
         for sentence in sentences:
@@ -64,30 +91,54 @@ def pack_documents(
                 segment_a.extend(sentence)
             else:
                 segment_b.extend(sentence)
-        segment_a = segment_a[: max_seq_length - 2]
-        segment_b = segment_b[: max(0, max_seq_length - 3 - len(segment_a))]
-        ids = [cls_id, *segment_a, sep_id]
+        segment_a = segment_a[: self.max_seq_length - 2]
+        segment_b = segment_b[: max(0, self.max_seq_length - 3 - len(segment_a))]
+        ids = [self.cls_id, *segment_a, self.sep_id]
         if segment_b:
-            ids += [*segment_b, sep_id]
+            ids += [*segment_b, self.sep_id]
+        self._next_target()
         return ids, len(segment_a) + 2
 
-    rows: list[tuple[list[int], int]] = []
-    target = max_seq_length
-    for document in documents:
-        chunk: list[Sequence[int]] = []
-        length = 0
-        for sentence in document:
-            if not sentence:
-                continue
+    def _split_document(self, sentences: list[Sentence]) -> list[tuple[list[int], int]]:
+        """ELECTRA's rule within one document: emit whenever the target length is reached."""
+        out, chunk, length = [], [], 0
+        for sentence in sentences:
             chunk.append(sentence)
             length += len(sentence)
-            if length >= target:
-                rows.append(make_sequence(chunk, target))
-                chunk, length, target = [], 0, next_target()
+            if length >= self.target:
+                out.append(self._sequence(chunk))
+                chunk, length = [], 0
         if chunk:
-            rows.append(make_sequence(chunk, target))
-            target = next_target()
+            out.append(self._sequence(chunk))
+        return out
 
+    def add(self, document: Iterable[Sentence]) -> list[tuple[list[int], int]]:
+        """Feed one document; returns the sequences it completes."""
+        sentences = [list(s) for s in document if len(s)]
+        if not sentences:
+            return []
+        if self.mode == "document":
+            return self._split_document(sentences)
+        out = []
+        size = sum(len(s) for s in sentences)
+        pending_size = sum(len(s) for s in self.pending)
+        if self.pending and pending_size + size > self.target - 3:  # the next document does not fit
+            out.append(self._sequence(self.pending))
+            self.pending = []
+        if size > self.target - 3 and not self.pending:  # longer than a sequence: cut as ELECTRA does
+            return out + self._split_document(sentences)
+        self.pending.extend(sentences)
+        return out
+
+    def finish(self) -> list[tuple[list[int], int]]:
+        """The last, partly filled sequence (packed mode)."""
+        out = [self._sequence(self.pending)] if self.pending else []
+        self.pending = []
+        return out
+
+
+def to_arrays(rows: list[tuple[list[int], int]], max_seq_length: int, pad_id: int) -> PackedSequences:
+    """Sequences as padded arrays: int32 ids, int8 token types (1 from segment B on), lengths."""
     input_ids = np.full((len(rows), max_seq_length), pad_id, dtype=np.int32)
     token_type_ids = np.zeros((len(rows), max_seq_length), dtype=np.int8)
     lengths = np.zeros(len(rows), dtype=np.int32)
@@ -96,3 +147,26 @@ def pack_documents(
         token_type_ids[i, segment_a_end : len(ids)] = 1
         lengths[i] = len(ids)
     return PackedSequences(input_ids, token_type_ids, lengths)
+
+
+def pack_documents(
+    documents: Iterable[Sequence[Sentence]],
+    max_seq_length: int,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    rng: random.Random | int = 0,
+    single_segment_prob: float = 0.1,
+    short_seq_prob: float = 0.05,
+    mode: str = "document",
+) -> PackedSequences:
+    """Build all sequences of ``documents`` at once (see :class:`SequenceBuilder`)."""
+    builder = SequenceBuilder(max_seq_length, cls_id, sep_id, mode=mode, single_segment_prob=single_segment_prob,
+                              short_seq_prob=short_seq_prob)
+    if isinstance(rng, random.Random):
+        builder.rng = rng
+    else:
+        builder.rng.seed(rng)
+    rows = [row for document in documents for row in builder.add(document)]
+    rows += builder.finish()
+    return to_arrays(rows, max_seq_length, pad_id)

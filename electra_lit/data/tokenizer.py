@@ -6,16 +6,18 @@ Nothing downstream hard-codes a token id: :class:`SpecialTokenIds` reads them fr
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from itertools import islice
 from importlib import resources
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from electra_lit.data.corpus import TextCorpus
+from electra_lit.data.corpus import Corpus
 from electra_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -71,32 +73,60 @@ def load_wordpiece(vocab_file: str | None = None, lowercase: bool = True) -> Tok
     return tokenizer
 
 
+def load_tokenizer(path: str) -> Tokenizer:
+    """A saved tokenizer: a ``tokenizer.json``, a ``vocab.txt``, or a folder holding either (as
+    ``electra-tokenizer``, ``electra-export`` and Hugging Face's ``save_pretrained`` write them)."""
+    path_ = Path(path).expanduser()
+    if path_.is_dir():
+        json_file, vocab_file, folder = path_ / "tokenizer.json", path_ / "vocab.txt", path_
+    elif path_.suffix == ".json":
+        json_file, vocab_file, folder = path_, None, path_.parent
+    else:
+        json_file, vocab_file, folder = None, path_, path_.parent
+    if json_file is not None and json_file.is_file():
+        tokenizer = Tokenizer.from_file(str(json_file))
+        SpecialTokenIds.from_tokenizer(tokenizer)  # fail now, naming the missing tokens
+        return tokenizer
+    if vocab_file is not None and vocab_file.is_file():
+        config = folder / "tokenizer_config.json"
+        lowercase = json.loads(config.read_text()).get("do_lower_case", True) if config.is_file() else True
+        return load_wordpiece(str(vocab_file), lowercase=lowercase)
+    raise ConfigError(f"tokenizer.path={path}: no tokenizer.json or vocab.txt there")
+
+
 def train_wordpiece(
-    corpus: TextCorpus,
+    corpus: Corpus | None,
     vocab_size: int = 8192,
     lowercase: bool = True,
     min_frequency: int = 2,
-    cache_dir: str = "~/.cache/electra_lit",
+    cache_dir: str | None = "~/.cache/electra_lit",
+    max_documents: int | None = None,
 ) -> Tokenizer:
-    """Train a WordPiece vocab on ``corpus``, or load it from ``cache_dir`` if this corpus and
-    these settings were trained before. The cache file is written atomically, so runs that
-    start together (a multirun, DDP ranks) never read a half-written file."""
+    """Train a WordPiece vocab on ``corpus`` (its first ``max_documents`` documents if given), or
+    load it from ``cache_dir`` if this corpus and these settings were trained before (no cache
+    with ``cache_dir=None``). The cache file is written atomically, so runs that start together
+    (a multirun, DDP ranks) never read a half-written file."""
+    if corpus is None:
+        raise ConfigError("tokenizer=wordpiece trains on data.corpus, and there is none (data=shards?); "
+                          "use the data's tokenizer: tokenizer=pretrained tokenizer.path=DIR")
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ConfigError(f"tokenizer.vocab_size={vocab_size} is too small; use e.g. 8192")
     case = "uncased" if lowercase else "cased"
-    key = f"wordpiece-{corpus.fingerprint()}-{vocab_size}-{case}-min{min_frequency}"
-    path = Path(cache_dir).expanduser() / "tokenizers" / f"{key}.json"
-    if path.is_file():
+    key = f"wordpiece-{corpus.fingerprint()}-{vocab_size}-{case}-min{min_frequency}-docs{max_documents}"
+    path = Path(cache_dir).expanduser() / "tokenizers" / f"{key}.json" if cache_dir else None
+    if path is not None and path.is_file():
         return Tokenizer.from_file(str(path))
 
-    log.info("Training a %d-token WordPiece vocab on %d file(s); cached at %s", vocab_size, len(corpus.files), path)
+    log.info("Training a %d-token WordPiece vocab on %s%s", vocab_size, corpus.description,
+             f"; cached at {path}" if path else "")
     tokenizer = _bert_text_pipeline(models.WordPiece(unk_token="[UNK]"), lowercase)
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
     )
-    tokenizer.train_from_iterator(
-        (sentence for document in corpus.documents() for sentence in document), trainer
-    )
+    documents = islice(corpus.documents(), max_documents)
+    tokenizer.train_from_iterator((sentence for document in documents for sentence in document), trainer)
+    if path is None:
+        return tokenizer
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
         tmp.write(tokenizer.to_str())
