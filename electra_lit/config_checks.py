@@ -7,10 +7,12 @@ what would work, so a typo costs seconds rather than a failed job.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from collections.abc import Sequence
 from importlib import resources
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.data.packing import PACKING_MODES
@@ -112,3 +114,21 @@ def validate_config(cfg: DictConfig) -> None:
     _require(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "must be positive")
     _require(cfg.float32_matmul_precision in ("highest", "high", "medium"), "float32_matmul_precision",
              cfg.float32_matmul_precision, "is not one of: highest, high, medium")
+
+
+def check_trainer_runs_here(trainer: DictConfig) -> None:
+    """Refuse, in one line, a trainer this machine cannot run, naming the option to use instead."""
+    accelerator = trainer.get("accelerator")
+    strategy = trainer.get("strategy")
+    strategy_target = strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU and PyTorch sees none; use trainer=cpu "
+            "(or trainer=ddp trainer.accelerator=cpu trainer.precision=32-true for several CPU processes)"
+        )
+    if accelerator == "tpu" and importlib.util.find_spec("torch_xla") is None:
+        raise ConfigError("trainer.accelerator=tpu needs torch_xla (on a TPU VM: pip install torch_xla); "
+                          "elsewhere use trainer=gpu or trainer=cpu")
+    if "deepspeed" in strategy_target.lower() and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("trainer=deepspeed needs the deepspeed package: pip install 'electra_lit[deepspeed]'; "
+                          "or shard with trainer=fsdp")

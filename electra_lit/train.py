@@ -6,6 +6,7 @@ the run resumes from it (global step, optimizer, LR schedule and data position).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import sys
@@ -18,10 +19,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from electra_lit.config_checks import check_group_choices, validate_config
+from electra_lit.config_checks import check_group_choices, check_trainer_runs_here, validate_config
 from electra_lit.data.tokenizer import save_tokenizer
 from electra_lit.errors import ConfigError, one_line_errors
 from electra_lit.lit.summary import summary_lines
+from electra_lit.lit.wandb import log_config  # also registers the ${wandb_sweep_group:} resolver
+from electra_lit.resume import check_fits, resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +55,33 @@ def run_name(override_dirname: str) -> str:
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
 
-def resume_checkpoint(cfg: DictConfig) -> str | None:
-    """``cfg.ckpt_path`` if given (it must exist), else the run's last.ckpt if there is one."""
-    if cfg.ckpt_path:
-        if not Path(cfg.ckpt_path).is_file():
-            raise ConfigError(
-                f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null "
-                "to resume from run_dir/checkpoints/last.ckpt"
-            )
-        return str(cfg.ckpt_path)
-    last = Path(cfg.run_dir) / "checkpoints" / "last.ckpt"
-    return str(last) if last.is_file() else None
+def accumulate_for_batch_tokens(trainer: L.Trainer, cfg: DictConfig) -> None:
+    """Set gradient accumulation so that one optimizer step sees ``cfg.batch_tokens`` tokens over
+    all processes; validation and checkpoints stay every ``trainer.val_check_interval`` steps."""
+    per_pass = cfg.data.batch_size * cfg.data.max_seq_length * trainer.world_size
+    if cfg.batch_tokens % per_pass:
+        raise ConfigError(
+            f"batch_tokens={cfg.batch_tokens} is not a multiple of data.batch_size x data.max_seq_length x "
+            f"{trainer.world_size} process(es) = {per_pass}; use e.g. batch_tokens={max(1, round(cfg.batch_tokens / per_pass)) * per_pass}"
+        )
+    trainer.accumulate_grad_batches = cfg.batch_tokens // per_pass
+    trainer.val_check_interval = cfg.trainer.val_check_interval * trainer.accumulate_grad_batches
+    log.info("batch_tokens=%d: %d batches of %d x %d tokens per step on each of %d process(es)", cfg.batch_tokens,
+             trainer.accumulate_grad_batches, cfg.data.batch_size, cfg.data.max_seq_length, trainer.world_size)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
     validate_config(cfg)
-    ckpt_path = resume_checkpoint(cfg)
+    check_trainer_runs_here(cfg.trainer)
+    ckpt_path, checkpoint = resume_checkpoint(cfg)
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
 
     tokenizer = instantiate(cfg.tokenizer)
+    if ckpt_path:
+        check_fits(checkpoint, ckpt_path, cfg, tokenizer)
+        del checkpoint
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False)
     module.tokenizer_json = tokenizer.to_str()  # checkpoints carry their tokenizer
@@ -84,12 +93,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    if cfg.batch_tokens:
+        accumulate_for_batch_tokens(trainer, cfg)
 
     run_dir = Path(cfg.run_dir)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         save_tokenizer(tokenizer, run_dir / "tokenizer")
+        log_config(loggers, OmegaConf.to_container(cfg, resolve=True))
 
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
@@ -99,11 +111,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
+def last_logged(run_dir: Path, metric: str) -> float | None:
+    """The last value of ``metric`` in the run's metrics.csv: what a re-run of a finished run
+    (which trains nothing) reports, so that a repeated sweep still sees every job's result."""
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return None
+    values = [row[metric] for row in csv.DictReader(path.open()) if row.get(metric)]
+    return float(values[-1]) if values else None
+
+
 @hydra.main(version_base="1.3", config_path="pkg://electra_lit.conf", config_name="pretrain")
 def _hydra_main(cfg: DictConfig) -> float | None:
     with one_line_errors("electra-pretrain"):
         metrics = train(cfg)
-    return metrics.get("val/loss")  # the value a Hydra sweeper optimises
+    return metrics.get("val/loss", last_logged(Path(cfg.run_dir), "val/loss"))  # what a Hydra sweeper optimises
 
 
 def main() -> None:

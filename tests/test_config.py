@@ -118,8 +118,8 @@ def test_missing_checkpoint_fails_before_building_anything(compose_pretrain, tmp
 def test_unknown_group_option_lists_the_choices():
     with pytest.raises(ConfigError, match="^model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny$"):
         check_group_choices(["model=huge"])
-    with pytest.raises(ConfigError, match="^trainer=tpu:"):
-        check_group_choices(["trainer=cpu,tpu"])
+    with pytest.raises(ConfigError, match="^trainer=tpuv5:"):
+        check_group_choices(["trainer=cpu,tpuv5"])
     check_group_choices(["model=small,base", "masking.mask_prob=0.2", "logger=null", "+foo=bar"])
 
 

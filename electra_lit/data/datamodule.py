@@ -31,6 +31,7 @@ from electra_lit.data.shards import ShardedSequences, read_meta, tokenizer_diges
 from electra_lit.data.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
 from electra_lit.errors import ConfigError
+from electra_lit.ranks import gather_from_ranks, own_part
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ class SequenceDataset(Dataset):
         input_ids, token_type_ids, length = self.sequences.row(index)
         attention_mask = (np.arange(len(input_ids)) < length).astype(np.int8)
         return {"key": index, "input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+
+
+class PerRankLoader(StatefulDataLoader):
+    """A ``StatefulDataLoader`` whose checkpointed state holds every rank's position, so that each
+    rank of a multi-process run resumes its own part of the data (Lightning saves rank 0's only)."""
+
+    def state_dict(self) -> dict:
+        return {"per_rank": gather_from_ranks(super().state_dict())}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(own_part(state["per_rank"], "data positions"))
 
 
 def tokenize_documents(tokenizer: Tokenizer, documents: list[list[str]]) -> list[list[list[int]]]:
@@ -201,9 +213,9 @@ class PretrainDataModule(L.LightningDataModule):
                  len(self.train_set), len(self.val_set), self.max_seq_length, self.shards)
 
     # ------------------------------------------------------------ loaders
-    def _loader(self, dataset: Dataset, shuffle: bool) -> StatefulDataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool) -> PerRankLoader:
         shuffle = shuffle and not isinstance(dataset, IterableDataset)
-        return StatefulDataLoader(
+        return PerRankLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
@@ -211,15 +223,15 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collator,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            generator=torch.Generator().manual_seed(self.seed),  # leaves the global RNG to the model
             pin_memory=torch.cuda.is_available(),
             # workers send their state every 32 batches, not every batch (faster); a checkpoint
             # between two snapshots resumes by replaying the batches since the last one
             snapshot_every_n_steps=32,
         )
 
-    def train_dataloader(self) -> StatefulDataLoader:
+    def train_dataloader(self) -> PerRankLoader:
         return self._loader(self.train_set, shuffle=True)
 
-    def val_dataloader(self) -> StatefulDataLoader:
+    def val_dataloader(self) -> PerRankLoader:
         return self._loader(self.val_set, shuffle=False)

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import torch.distributed as dist
 from tokenizers import Tokenizer
 from torch.utils.data import IterableDataset, get_worker_info
 
 from electra_lit.data.corpus import Corpus, sentences_of
 from electra_lit.data.packing import SequenceBuilder
 from electra_lit.errors import ConfigError
+from electra_lit.ranks import rank_and_world
 
 # Reported as the dataset's length: a sized dataset keeps Lightning from prefetching a batch,
 # which would otherwise be one batch ahead of the model in every checkpoint.
@@ -111,12 +111,7 @@ class StreamingSequences(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         worker = get_worker_info()
         worker_id = worker.id if worker else 0
-        if self.rank is not None:
-            rank, world_size = self.rank, self.world_size or 1
-        elif dist.is_available() and dist.is_initialized():
-            rank, world_size = dist.get_rank(), dist.get_world_size()
-        else:
-            rank, world_size = 0, 1
+        rank, world_size = (self.rank, self.world_size or 1) if self.rank is not None else rank_and_world()
         restore, self._restore = self._restore, None
         epoch = restore["epoch"] if restore else 0
         while True:

@@ -1,9 +1,17 @@
 """Lightning components: the pretraining module, its metrics, logger and callbacks."""
 
-from electra_lit.lit.checkpoint import LastStepCheckpoint
+from electra_lit.lit.checkpoint import AtomicCheckpointIO, RandomStateCheckpoint, RunCheckpoint
 from electra_lit.lit.csv_logger import RunDirCSVLogger
 from electra_lit.lit.metrics import PretrainMetrics
 from electra_lit.lit.pretrain import ElectraPretrainModule
 from electra_lit.lit.summary import summary_lines
 
-__all__ = ["ElectraPretrainModule", "LastStepCheckpoint", "PretrainMetrics", "RunDirCSVLogger", "summary_lines"]
+__all__ = [
+    "AtomicCheckpointIO",
+    "ElectraPretrainModule",
+    "PretrainMetrics",
+    "RandomStateCheckpoint",
+    "RunCheckpoint",
+    "RunDirCSVLogger",
+    "summary_lines",
+]

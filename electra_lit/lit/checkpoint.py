@@ -1,21 +1,163 @@
-"""Checkpointing that never loses the last steps of a run and keeps its data position exact."""
+"""Checkpointing that loses nothing: atomic files, saves by steps, by wall time, at the last step
+and on preemption signals, and the random state of every rank so a resumed run replays exactly."""
 
 from __future__ import annotations
 
+import logging
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+import numpy as np
+import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from electra_lit.ranks import gather_from_ranks, own_part
+
+log = logging.getLogger(__name__)
+
+PREVIOUS_SUFFIX = ".previous.ckpt"
+MULTI_PROCESS_CHECK_EVERY = 10  # steps between the (collective) time and signal checks with several ranks
 
 
-class LastStepCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that also writes ``last.ckpt`` at the run's final step (``max_steps``).
+def previous_path(path: str | Path) -> Path:
+    """Where the checkpoint that ``path`` replaced is kept: ``last.ckpt`` -> ``last.previous.ckpt``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".ckpt") + PREVIOUS_SUFFIX)
 
-    The stock callback saves every N steps, so the steps after the last multiple of N would be
-    lost. Saving after ``fit`` returns is no fix: that state records a finished epoch, and a
-    longer re-run would start a new, reshuffled epoch instead of continuing this one. Inside the
-    loop, at the last batch, the saved state (loader position included) resumes exactly.
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file and renames it into place, so a crash during a save
+    never leaves a half-written file; the file it replaces is kept as ``*.previous.ckpt``, the
+    fallback when the newest one turns out unreadable."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        if path.exists():
+            os.replace(path, previous_path(path))
+        os.replace(tmp, path)
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` writing ``last.ckpt`` every ``every_n_train_steps`` and also:
+
+    - at the run's final step (``max_steps``): a save after ``fit`` would record a finished epoch,
+      and a longer re-run would start a new epoch instead of continuing this one;
+    - every ``every_n_minutes`` of wall time, so a long step interval loses little to a crash;
+    - on SIGTERM, and SIGUSR1 unless Lightning's SLURM auto-requeue owns it: the batch in flight
+      ends, ``last.ckpt`` is written and the run stops cleanly (exit code 0), to be resumed by
+      running the same command again.
     """
 
+    def __init__(self, *args: Any, every_n_minutes: float | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.every_n_minutes = every_n_minutes
+        self._last_save_time = time.monotonic()
+        self._signal: int | None = None
+        self._previous_handlers: dict[int, Any] = {}
+        self.stopped_by: str | None = None
+
+    # ------------------------------------------------------------ signals
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_save_time = time.monotonic()
+        signals = [signal.SIGTERM]
+        environment = getattr(trainer.strategy, "cluster_environment", None)  # single-device: none
+        if not (isinstance(environment, SLURMEnvironment) and environment.auto_requeue):
+            signals.append(signal.SIGUSR1)
+        for signum in signals:
+            try:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._signal = signum
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    # ------------------------------------------------------------ saving
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if trainer.global_step >= trainer.max_steps > 0 and not self._should_skip_saving_checkpoint(trainer):
+        at_end = trainer.global_step >= trainer.max_steps > 0
+        signalled, time_due = self._checks(trainer)
+        if (at_end or signalled or time_due) and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if time_due or signalled:
+            self._last_save_time = time.monotonic()
+        if signalled:
+            self.stopped_by = "a preemption signal"
+            log.info("Preemption signal: saved %s at step %d; run the same command to resume",
+                     self.last_model_path, trainer.global_step)
+            trainer.should_stop = True
+
+    def _checks(self, trainer: L.Trainer) -> tuple[bool, bool]:
+        """(a signal arrived on any rank, the wall-time interval is over on rank 0): the same on every rank."""
+        if trainer.world_size > 1 and trainer.global_step % MULTI_PROCESS_CHECK_EVERY:
+            return False, False
+        time_due = self.every_n_minutes is not None and time.monotonic() - self._last_save_time >= 60 * self.every_n_minutes
+        signalled = self._signal is not None
+        if trainer.world_size > 1:
+            time_due = trainer.strategy.broadcast(time_due)
+            signalled = trainer.strategy.reduce_boolean_decision(signalled, all=False)
+        return signalled, time_due
+
+
+def _rng_states() -> dict[str, Any]:
+    """Tensors and plain values only, so checkpoints load with ``torch.load(weights_only=True)``."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached))
+    states = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class RandomStateCheckpoint(Callback):
+    """Saves every rank's random generators (the generator's sampling, dropout) in checkpoints and
+    restores them before the first resumed step, so the resumed steps draw what an uninterrupted
+    run draws. Validation runs on a copy of the state, so it never shifts training's draws."""
+
+    def __init__(self) -> None:
+        self._to_restore: dict[str, Any] | None = None
+        self._before_validation: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"per_rank": gather_from_ranks(_rng_states())}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._to_restore = own_part(state_dict["per_rank"], "random states")
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if self._to_restore is not None:
+            _set_rng_states(self._to_restore)
+            self._to_restore = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._before_validation = _rng_states()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._before_validation is not None:
+            _set_rng_states(self._before_validation)
+            self._before_validation = None

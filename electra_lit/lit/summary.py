@@ -15,6 +15,9 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     run_dir = Path(run_dir)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     lines = ["", f"Pretraining stopped at step {trainer.global_step} of {trainer.max_steps}."]
+    stopped_by = getattr(trainer.checkpoint_callback, "stopped_by", None)
+    if stopped_by:
+        lines[-1] = lines[-1][:-1] + f", by {stopped_by}; the checkpoint holds that step."
     for stage in ("train", "val"):
         m = {key.split("/", 1)[1]: value for key, value in metrics.items() if key.startswith(f"{stage}/")}
         if "loss" not in m:

@@ -1,0 +1,108 @@
+"""Which checkpoint a run resumes from, and whether it fits the configured run.
+
+Re-running a command resumes from the newest readable checkpoint of its run folder:
+``checkpoints/last.ckpt``, the ``hpc_ckpt_N.ckpt`` that Lightning's SLURM requeue writes, or
+``checkpoints/last.previous.ckpt`` (the one ``last.ckpt`` replaced) when the newer ones are
+unreadable. A checkpoint of another model size or tokenizer is refused with the difference named.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tokenizers import Tokenizer
+
+from electra_lit.errors import ConfigError
+from electra_lit.lit.checkpoint import previous_path
+
+log = logging.getLogger(__name__)
+
+
+class UnreadableCheckpoint(Exception):
+    pass
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents (tensors memory-mapped, not read); a folder (DeepSpeed) as {}."""
+    if path.is_dir():
+        return {}
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as err:  # truncated zip, not a checkpoint at all, ...
+        raise UnreadableCheckpoint(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "global_step" not in checkpoint:
+        raise UnreadableCheckpoint("not a Lightning checkpoint (no state_dict or global_step)")
+    return checkpoint
+
+
+def _differences(saved: Any, configured: Any, key: str) -> list[str]:
+    if isinstance(saved, dict) and isinstance(configured, dict):
+        return [d for k in sorted(set(saved) | set(configured))
+                for d in _differences(saved.get(k), configured.get(k), f"{key}.{k}")]
+    return [] if saved == configured else [f"{key}={saved} in the checkpoint, {configured} here"]
+
+
+def check_fits(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenizer: Tokenizer) -> None:
+    """Refuse a checkpoint trained with other model sizes or another tokenizer, naming the difference."""
+    hparams = checkpoint.get("hyper_parameters", {})
+    if "model" in hparams:
+        differences = _differences(hparams["model"], OmegaConf.to_container(cfg.model, resolve=True), "model")
+        if differences:
+            raise ConfigError(
+                f"{path} does not fit this config: {'; '.join(differences[:4])}; resume with the run's "
+                "own model=... settings, or start a new run (another run_dir)"
+            )
+    saved_tokenizer = checkpoint.get("tokenizer_json")
+    if saved_tokenizer is not None and saved_tokenizer != tokenizer.to_str():
+        saved_size = Tokenizer.from_str(saved_tokenizer).get_vocab_size()
+        raise ConfigError(
+            f"{path} was trained with another tokenizer (vocab {saved_size}, this config's: "
+            f"{tokenizer.get_vocab_size()}); resume with it: tokenizer=pretrained "
+            f"tokenizer.path={Path(cfg.run_dir) / 'tokenizer'}"
+        )
+
+
+def _candidates(run_dir: Path) -> list[Path]:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    paths = [last, *sorted(run_dir.glob("hpc_ckpt_*.ckpt")), previous_path(last)]
+    return [p for p in paths if p.exists()]
+
+
+def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[None, None]:
+    """``cfg.ckpt_path`` if given (it must be readable), else the newest readable checkpoint of the
+    run folder ((None, None) when it has none), with its contents for :func:`check_fits`."""
+    if cfg.ckpt_path:
+        path = Path(cfg.ckpt_path)
+        if not path.exists():
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null "
+                "to resume from run_dir/checkpoints/last.ckpt"
+            )
+        try:
+            checkpoint = read_checkpoint(path)
+        except UnreadableCheckpoint as err:
+            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: cannot be read ({err}); it is corrupt or truncated") from None
+        return path, checkpoint
+
+    readable, unreadable = [], []
+    for path in _candidates(Path(cfg.run_dir)):
+        try:
+            readable.append((read_checkpoint(path), path))
+        except UnreadableCheckpoint as err:
+            log.warning("%s cannot be read (%s); looking for an older checkpoint", path, err)
+            unreadable.append(path)
+    if not readable:
+        if unreadable:
+            raise ConfigError(
+                f"{unreadable[0]} is corrupt or truncated and no older checkpoint is readable; remove "
+                f"{Path(cfg.run_dir) / 'checkpoints'} to start over, or give ckpt_path=..."
+            )
+        return None, None
+    checkpoint, path = max(readable, key=lambda item: item[0].get("global_step", 0))  # first of equals: last.ckpt
+    if unreadable:
+        log.warning("Resuming from %s (step %s) instead", path, checkpoint.get("global_step"))
+    return path, checkpoint

@@ -1,0 +1,31 @@
+"""Callbacks that tests add to CLI runs (``+callbacks.NAME._target_=cluster_callbacks.X``), with
+tests/ on PYTHONPATH: a signal at a chosen step, and a record of the batches each rank trains on."""
+
+import hashlib
+import os
+import signal
+
+import lightning as L
+
+
+class SignalAtStep(L.Callback):
+    """Sends ``signal_name`` (KILL, TERM, USR1) to this process after training step ``step``."""
+
+    def __init__(self, step: int, signal_name: str):
+        self.step, self.signum = step, getattr(signal, f"SIG{signal_name}")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step and trainer.is_global_zero:
+            os.kill(os.getpid(), self.signum)
+
+
+class RecordBatches(L.Callback):
+    """Appends ``rank step digest`` for every training batch to ``path``.rank."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        digest = hashlib.sha1(b"".join(batch[k].cpu().numpy().tobytes() for k in sorted(batch))).hexdigest()
+        with open(f"{self.path}.{trainer.global_rank}", "a") as f:
+            f.write(f"{trainer.global_rank} {trainer.global_step} {digest}\n")
