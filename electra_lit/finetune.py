@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver and quiets known warnings
 from electra_lit.config_checks import check_group_choices
+from electra_lit.console import print_config_tree
 from electra_lit.data.glue import Task
 from electra_lit.data.task_datamodule import TaskDataModule
 from electra_lit.encoders import load_pretrained_encoder
@@ -62,6 +63,8 @@ def finetune(cfg: DictConfig) -> dict:
     if OmegaConf.is_missing(cfg, "init_from"):
         raise ConfigError("init_from is required: an electra-pretrain .ckpt (e.g. "
                           "runs/pretrain/default/checkpoints/last.ckpt) or a transformers folder")
+    if cfg.print_config:
+        print_config_tree(cfg)
     run_dir = Path(cfg.run_dir)
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)

@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.config_checks import check_group_choices, check_trainer_runs_here, validate_config
+from electra_lit.console import print_config_tree
 from electra_lit.data.tokenizer import save_tokenizer
 from electra_lit.errors import ConfigError, one_line_errors
 from electra_lit.lit.summary import summary_lines
@@ -74,6 +75,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
     validate_config(cfg)
     check_trainer_runs_here(cfg.trainer)
+    if cfg.print_config:
+        print_config_tree(cfg)
     ckpt_path, checkpoint = resume_checkpoint(cfg)
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)

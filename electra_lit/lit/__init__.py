@@ -4,7 +4,9 @@ from electra_lit.lit.checkpoint import AtomicCheckpointIO, RandomStateCheckpoint
 from electra_lit.lit.csv_logger import RunDirCSVLogger
 from electra_lit.lit.metrics import PretrainMetrics
 from electra_lit.lit.pretrain import ElectraPretrainModule
+from electra_lit.lit.progress import StepProgressBar
 from electra_lit.lit.summary import summary_lines
+from electra_lit.lit.throughput import Throughput
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -13,5 +15,7 @@ __all__ = [
     "RandomStateCheckpoint",
     "RunCheckpoint",
     "RunDirCSVLogger",
+    "StepProgressBar",
+    "Throughput",
     "summary_lines",
 ]

@@ -33,4 +33,6 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     if (run_dir / "metrics.csv").exists():
         lines.append(f"  metrics     {run_dir / 'metrics.csv'}")
     lines.append("  resume      run the same command again: it continues from the checkpoint")
+    if last.exists():
+        lines.append(f"  export      electra-export {last} {run_dir / 'exported'}   (Hugging Face transformers folders)")
     return lines

@@ -1,0 +1,31 @@
+"""What a run prints at its start: the resolved config as a tree, one branch per top-level key."""
+
+from __future__ import annotations
+
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.tree import Tree
+
+# Shown first, in this order: what a reader of a run wants to know first.
+FIRST = ("run_dir", "model", "objective", "masking", "data", "tokenizer", "task", "optimizer", "lr_schedule", "trainer")
+
+
+def config_tree(cfg: DictConfig) -> Tree:
+    """A rich tree of the resolved config: mappings as YAML under their key, values inline."""
+    tree = Tree("[bold]config[/bold]", guide_style="dim")
+    keys = [k for k in FIRST if k in cfg] + [k for k in cfg if k not in FIRST]
+    for key in keys:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, DictConfig):
+            yaml = OmegaConf.to_yaml(value, resolve=True).rstrip() or "{}"
+            tree.add(f"[bold]{key}[/bold]").add(Syntax(yaml, "yaml", background_color="default"))
+        else:
+            tree.add(f"[bold]{key}[/bold]: {value}")
+    return tree
+
+
+@rank_zero_only
+def print_config_tree(cfg: DictConfig) -> None:
+    Console(soft_wrap=True).print(config_tree(cfg))

@@ -1,0 +1,37 @@
+"""What a run shows: the config tree at the start, a step-based progress bar with throughput, the closing summary."""
+
+import csv
+
+from rich.console import Console
+
+from conftest import FAST
+from electra_lit.console import config_tree
+from electra_lit.train import train
+
+
+def test_config_tree_shows_every_top_level_key_with_resolved_values(compose_pretrain, tmp_path):
+    cfg = compose_pretrain(*FAST, "masking.mask_prob=0.25")
+    console = Console(record=True, width=120)
+    console.print(config_tree(cfg))
+    text = console.export_text()
+    for key in cfg:
+        assert f"{key}" in text, key
+    assert "mask_prob: 0.25" in text and f"run_dir: {tmp_path / 'run'}" in text  # resolved, not ${...}
+    assert text.index("run_dir") < text.index("model") < text.index("trainer")
+
+
+def test_a_run_prints_its_config_counts_steps_and_logs_throughput(compose_pretrain, tmp_path, capsys):
+    train(compose_pretrain(*FAST, "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.limit_val_batches=1",
+                           "trainer.log_every_n_steps=1", "callbacks.throughput.window=2"))
+    out = capsys.readouterr().out
+    assert "config" in out and "mask_prob: 0.15" in out  # the tree, before training
+    assert "Training" in out and "6/6" in out and "Epoch" not in out  # steps to max_steps, not epochs
+    assert "perf/tokens_per_s" in out
+    assert "Pretraining stopped at step 6 of 6." in out
+    assert f"export      electra-export {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}" in out
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    rates = {int(r["step"]): float(r["perf/tokens_per_s"]) for r in rows if r.get("perf/tokens_per_s")}
+    samples = {int(r["step"]): float(r["perf/samples_per_s"]) for r in rows if r.get("perf/samples_per_s")}
+    assert len(set(rates.values())) == 2 and min(rates.values()) > 0  # two windows of 2: batch 1 starts the clock
+    assert all(rates[step] / samples[step] == 64 for step in rates)  # FAST: 64 tokens per sequence, all counted
