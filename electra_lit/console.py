@@ -20,12 +20,19 @@ def config_tree(cfg: DictConfig) -> Tree:
         value = OmegaConf.select(cfg, key)
         if isinstance(value, DictConfig):
             yaml = OmegaConf.to_yaml(value, resolve=True).rstrip() or "{}"
-            tree.add(f"[bold]{key}[/bold]").add(Syntax(yaml, "yaml", background_color="default"))
+            tree.add(f"[bold]{key}[/bold]").add(Syntax(yaml, "yaml", background_color="default", word_wrap=True))
         else:
             tree.add(f"[bold]{key}[/bold]: {value}")
     return tree
 
 
+LOG_WIDTH = 160  # columns when the output is a file (a SLURM log, a pipe) and not a terminal
+
+
 @rank_zero_only
 def print_config_tree(cfg: DictConfig) -> None:
-    Console(soft_wrap=True).print(config_tree(cfg))
+    """Print the tree; long values (run folders named after their overrides) wrap, never crop."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, LOG_WIDTH)
+    console.print(config_tree(cfg))

@@ -3,7 +3,8 @@
 Re-running a command resumes from the newest readable checkpoint of its run folder:
 ``checkpoints/last.ckpt``, the ``hpc_ckpt_N.ckpt`` that Lightning's SLURM requeue writes, or
 ``checkpoints/last.previous.ckpt`` (the one ``last.ckpt`` replaced) when the newer ones are
-unreadable. A checkpoint of another model size or tokenizer is refused with the difference named.
+unreadable. ``ckpt_path`` starts a run folder that has no checkpoint yet from another run's.
+A checkpoint of another model size or tokenizer is refused with the difference named.
 """
 
 from __future__ import annotations
@@ -73,14 +74,28 @@ def _candidates(run_dir: Path) -> list[Path]:
 
 
 def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[None, None]:
-    """``cfg.ckpt_path`` if given (it must be readable), else the newest readable checkpoint of the
-    run folder ((None, None) when it has none), with its contents for :func:`check_fits`."""
+    """The checkpoint a run continues from, with its contents for :func:`check_fits`; (None, None)
+    for a fresh start.
+
+    The run folder's own newest readable checkpoint comes first, so that a re-run or a requeued job
+    never goes back. ``cfg.ckpt_path`` is where a new run folder starts from (a branch off another
+    run, or a checkpoint copied from elsewhere): it is used only while ``run_dir`` has no checkpoint."""
+    own, unreadable = _newest_readable(Path(cfg.run_dir))
+    if own is not None:
+        path, checkpoint = own
+        if cfg.ckpt_path:
+            log.info("%s has checkpoints of its own (step %s): continuing from %s; ckpt_path=%s only starts "
+                     "a run folder without any", cfg.run_dir, checkpoint.get("global_step"), path, cfg.ckpt_path)
+        elif unreadable:
+            log.warning("Resuming from %s (step %s) instead", path, checkpoint.get("global_step"))
+        return path, checkpoint
+
     if cfg.ckpt_path:
         path = Path(cfg.ckpt_path)
         if not path.exists():
             raise ConfigError(
                 f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null "
-                "to resume from run_dir/checkpoints/last.ckpt"
+                "to start a new run"
             )
         try:
             checkpoint = read_checkpoint(path)
@@ -88,21 +103,24 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
             raise ConfigError(f"ckpt_path={cfg.ckpt_path}: cannot be read ({err}); it is corrupt or truncated") from None
         return path, checkpoint
 
+    if unreadable:
+        raise ConfigError(
+            f"{unreadable[0]} is corrupt or truncated and no older checkpoint is readable; remove "
+            f"{Path(cfg.run_dir) / 'checkpoints'} to start over, or give ckpt_path=..."
+        )
+    return None, None
+
+
+def _newest_readable(run_dir: Path) -> tuple[tuple[Path, dict[str, Any]] | None, list[Path]]:
+    """The run folder's newest readable checkpoint (or None), and those that could not be read."""
     readable, unreadable = [], []
-    for path in _candidates(Path(cfg.run_dir)):
+    for path in _candidates(run_dir):
         try:
             readable.append((read_checkpoint(path), path))
         except UnreadableCheckpoint as err:
             log.warning("%s cannot be read (%s); looking for an older checkpoint", path, err)
             unreadable.append(path)
     if not readable:
-        if unreadable:
-            raise ConfigError(
-                f"{unreadable[0]} is corrupt or truncated and no older checkpoint is readable; remove "
-                f"{Path(cfg.run_dir) / 'checkpoints'} to start over, or give ckpt_path=..."
-            )
-        return None, None
+        return None, unreadable
     checkpoint, path = max(readable, key=lambda item: item[0].get("global_step", 0))  # first of equals: last.ckpt
-    if unreadable:
-        log.warning("Resuming from %s (step %s) instead", path, checkpoint.get("global_step"))
-    return path, checkpoint
+    return (path, checkpoint), unreadable

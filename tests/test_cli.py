@@ -31,6 +31,7 @@ def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
     first = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=3")
 
     assert "Pretraining stopped at step 3 of 3." in first.stdout
+    assert f"longer      the run is complete; trainer.max_steps=N run_dir={run_dir} trains on to step N" in first.stdout
     assert f"checkpoint  {run_dir / 'checkpoints' / 'last.ckpt'}" in first.stdout
     assert "disc_acc" in first.stdout and "all-original baseline" in first.stdout
     config = yaml.safe_load((run_dir / "config.yaml").read_text())

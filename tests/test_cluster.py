@@ -3,6 +3,7 @@ mismatched checkpoints, 2-process DDP (gloo) with exact per-rank resume, and the
 
 import csv
 import importlib.util
+import logging
 import os
 import signal
 import subprocess
@@ -81,6 +82,7 @@ def test_a_preemption_signal_saves_and_exits_cleanly(tmp_path, cache_dir, name):
     rc, output = run_cli(*common, *signal_at(6, name))
     assert rc == 0, output[-3000:]
     assert "Pretraining stopped at step 6 of 12, by a preemption signal" in output
+    assert "resume      run the same command again: it continues from the checkpoint" in output
     assert step_of(tmp_path / "checkpoints" / "last.ckpt") == 6  # the step it arrived in (checkpointing runs last)
     rc, output = run_cli(*common)
     assert rc == 0 and step_of(tmp_path / "checkpoints" / "last.ckpt") == 12, output[-3000:]
@@ -120,6 +122,24 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(compose_pretrain, t
         resume_checkpoint(cfg)
     with pytest.raises(ConfigError, match=rf"^ckpt_path={last}: cannot be read \(.*\); it is corrupt or truncated$"):
         resume_checkpoint(compose_pretrain(*FAST, f"ckpt_path={last}"))
+
+
+def test_ckpt_path_starts_a_new_run_folder_and_a_rerun_never_goes_back_to_it(compose_pretrain, tmp_path, caplog):
+    short = [*FAST, "trainer.val_check_interval=2", "trainer.limit_val_batches=1"]
+    train(compose_pretrain(*short, "trainer.max_steps=2"))
+    origin = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    branch = compose_pretrain(*short, "trainer.max_steps=4", f"ckpt_path={origin}", f"run_dir={tmp_path / 'branch'}")
+
+    assert resume_checkpoint(branch)[0] == origin  # the branch has no checkpoint yet: it starts from the origin's
+    train(branch)
+    own = tmp_path / "branch" / "checkpoints" / "last.ckpt"
+    assert step_of(own) == 4 and step_of(origin) == 2
+
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="electra_lit.resume")
+    path, checkpoint = resume_checkpoint(branch)  # the same command again (a requeue): its own checkpoint
+    assert path == own and checkpoint["global_step"] == 4
+    assert f"continuing from {own}; ckpt_path={origin} only starts a run folder without any" in caplog.text
 
 
 def test_a_checkpoint_of_another_size_or_tokenizer_is_refused_by_name(compose_pretrain):

@@ -1,11 +1,15 @@
 """What a run shows: the config tree at the start, a step-based progress bar with throughput, the closing summary."""
 
 import csv
+import re
+import shlex
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from rich.console import Console
 
 from conftest import FAST
 from electra_lit.console import config_tree
+from electra_lit.lit.summary import override
 from electra_lit.train import train
 
 
@@ -20,13 +24,27 @@ def test_config_tree_shows_every_top_level_key_with_resolved_values(compose_pret
     assert text.index("run_dir") < text.index("model") < text.index("trainer")
 
 
+def test_long_values_wrap_in_a_narrow_terminal_and_are_never_cropped(compose_pretrain, tmp_path):
+    run_dir = tmp_path / ("masking.mask_prob=0.25,trainer.max_steps=300," * 3 + "seed=1")
+    cfg = compose_pretrain(*FAST, f"run_dir='{run_dir}'", f"data.shards='{run_dir}'")
+    console = Console(record=True, width=60)
+    console.print(config_tree(cfg))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 60
+    unwrapped = "".join(line.strip(" │├└─") for line in lines)
+    assert f"run_dir:{run_dir}" in unwrapped  # a top-level value, folded
+    assert f"shards:{run_dir}" in unwrapped  # inside a group's YAML, folded
+
+
 def test_a_run_prints_its_config_counts_steps_and_logs_throughput(compose_pretrain, tmp_path, capsys):
     train(compose_pretrain(*FAST, "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.limit_val_batches=1",
                            "trainer.log_every_n_steps=1", "callbacks.throughput.window=2"))
     out = capsys.readouterr().out
     assert "config" in out and "mask_prob: 0.15" in out  # the tree, before training
     assert "Training" in out and "6/6" in out and "Epoch" not in out  # steps to max_steps, not epochs
-    assert "perf/tokens_per_s" in out
+    bar = [line for line in out.splitlines() if line.startswith("Training")][-1]
+    assert re.search(r" [0-9.]+k? tok/s ", bar) and "it/s" not in bar  # speed in tokens, in its own column
+    assert "perf/tokens_per_s" not in out  # not repeated among the metrics
     assert "Pretraining stopped at step 6 of 6." in out
     assert f"export      electra-export {tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}" in out
 
@@ -35,3 +53,11 @@ def test_a_run_prints_its_config_counts_steps_and_logs_throughput(compose_pretra
     samples = {int(r["step"]): float(r["perf/samples_per_s"]) for r in rows if r.get("perf/samples_per_s")}
     assert len(set(rates.values())) == 2 and min(rates.values()) > 0  # two windows of 2: batch 1 starts the clock
     assert all(rates[step] / samples[step] == 64 for step in rates)  # FAST: 64 tokens per sequence, all counted
+
+
+def test_the_summary_quotes_run_folders_named_after_overrides():
+    folder = "runs/pretrain/masking.mask_prob=0.25,seed=1"
+    (argument,) = shlex.split(override("run_dir", folder))  # as the shell passes it on
+    parsed = OverridesParser.create().parse_overrides([argument])[0]
+    assert parsed.key_or_group == "run_dir" and parsed.value() == folder
+    assert override("run_dir", "runs/pretrain/default") == "run_dir=runs/pretrain/default"

@@ -46,6 +46,18 @@ def test_shapes_are_static_and_counts_follow_the_rule():
     assert counts == [19, 15, 6, 1, 1]
 
 
+def test_a_batch_shorter_than_the_cap_keeps_the_static_shapes():
+    """One unpadded sentence (as a notebook or a probe passes it) has fewer tokens than the 19 slots
+    sized for 128-token sequences: the slots are still 19, the unused ones at position 0."""
+    batch = collator()([example(0, 12, seq_len=12)])
+    assert batch["input_ids"].shape == (1, 12)
+    assert batch["masked_positions"].shape == (1, 19)
+    used = batch["masked_weights"][0] > 0
+    assert int(used.sum()) == round(0.15 * 12)  # 2
+    assert set(batch["masked_positions"][0][used].tolist()) <= set(range(1, 11))  # never [CLS] or [SEP]
+    assert torch.all(batch["masked_positions"][0][~used] == 0)
+
+
 def test_never_masks_special_tokens_or_padding_and_never_twice():
     batch = collator()([example(i, n, segment_b_at=20) for i, n in enumerate([128, 90, 30, 64])])
     original = torch.stack([torch.as_tensor(example(i, n, segment_b_at=20)["input_ids"]) for i, n in enumerate([128, 90, 30, 64])])

@@ -116,7 +116,9 @@ class MaskingCollator:
         num_to_mask = torch.minimum(num_to_mask, candidates.sum(1))
 
         scores = torch.rand(batch_size, seq_len, generator=generator).masked_fill(~candidates, -1.0)
-        chosen = scores.topk(num_slots, dim=1).indices  # candidates first, in random order
+        chosen = scores.topk(min(num_slots, seq_len), dim=1).indices  # candidates first, in random order
+        if seq_len < num_slots:  # a batch shorter than the cap (e.g. one sentence): unused slots stay at 0
+            chosen = torch.nn.functional.pad(chosen, (0, num_slots - seq_len))
         used = torch.arange(num_slots) < num_to_mask[:, None]
         positions = torch.where(used, chosen, 0)
         masked_ids = input_ids.gather(1, positions)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from itertools import islice
@@ -121,7 +122,8 @@ def train_wordpiece(
              f"; cached at {path}" if path else "")
     tokenizer = _bert_text_pipeline(models.WordPiece(unk_token="[UNK]"), lowercase)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+        show_progress=sys.stderr.isatty(),  # in a log file its bars are only blank lines
     )
     documents = islice(corpus.documents(), max_documents)
     tokenizer.train_from_iterator((sentence for document in documents for sentence in document), trainer)

@@ -2,21 +2,69 @@
 
 Lightning's bar counts the batches of an epoch, which for a run defined by ``max_steps`` reads
 "Epoch 3/-2" and, for a streamed corpus (no known length), has no end. This one counts global
-steps to ``max_steps``, so its elapsed / remaining times are the run's.
+steps to ``max_steps``, so its elapsed / remaining times are the run's, and it shows the speed that
+matters for pretraining, tokens per second (from the ``Throughput`` callback), instead of it/s.
 """
 
 from __future__ import annotations
 
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedColumn
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
+
+TOKENS_PER_S = "perf/tokens_per_s"
+
+
+def human_rate(tokens_per_s: float) -> str:
+    """12345.6 -> '12.3k tok/s': short enough for a progress bar's column."""
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if tokens_per_s >= scale:
+            return f"{tokens_per_s / scale:.1f}{unit} tok/s"
+    return f"{tokens_per_s:.0f} tok/s"
+
+
+class TokensPerSecondColumn(ProgressColumn):
+    """The training bar's tokens/s; other bars (validation) keep Lightning's it/s.
+
+    The rate is handed over by the progress bar on the training thread (``rate``): rich renders in a
+    thread of its own, which must not read the trainer's metrics."""
+
+    def __init__(self, progress_bar: StepProgressBar, speed: ProgressColumn):
+        super().__init__()
+        self.progress_bar, self.speed = progress_bar, speed
+        self.rate: float | None = None
+
+    def render(self, task: Task) -> Text:
+        if task.id != self.progress_bar.train_progress_bar_id:
+            return self.speed.render(task)
+        text = human_rate(self.rate) if self.rate is not None else "- tok/s"
+        return Text(text, style=self.speed.style)
 
 
 class StepProgressBar(RichProgressBar):
-    """``RichProgressBar`` whose training bar runs from step 0 to ``max_steps`` (with ETA)."""
+    """``RichProgressBar`` whose training bar runs from step 0 to ``max_steps`` (with ETA) and shows tokens/s."""
+
+    _tokens_column: TokensPerSecondColumn | None = None
 
     @property
     def total_train_batches(self) -> int | float:
         return self.trainer.max_steps if self.trainer.max_steps > 0 else super().total_train_batches
+
+    def configure_columns(self, trainer: L.Trainer) -> list:
+        columns = super().configure_columns(trainer)
+        for i, column in enumerate(columns):
+            if isinstance(column, ProcessingSpeedColumn):
+                self._tokens_column = columns[i] = TokensPerSecondColumn(self, column)
+        return columns
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        rate = metrics.pop(TOKENS_PER_S, None)  # shown in its own column, not among the losses
+        if rate is not None and self._tokens_column is not None:
+            self._tokens_column.rate = float(rate)
+        return metrics
 
     def _get_train_description(self, current_epoch: int) -> str:
         return f"{'Training':{len(self.validation_description)}}"

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import lightning as L
 
 
 _LOSSES = (("gen_loss", "generator"), ("disc_loss", "discriminator"), ("mlm_loss", "MLM"))
+
+
+def override(key: str, value: object) -> str:
+    """``key=value`` as a shell argument holding a Hydra override: quoted when the value has
+    characters of Hydra's grammar, as run folders named after their overrides do (a=1,b=2)."""
+    text = str(value)
+    if any(c in text for c in "=,[]{}()'\" \\"):
+        return f"\"{key}='{text}'\""
+    return f"{key}={text}"
 
 
 def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
@@ -32,7 +42,11 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")
     if (run_dir / "metrics.csv").exists():
         lines.append(f"  metrics     {run_dir / 'metrics.csv'}")
-    lines.append("  resume      run the same command again: it continues from the checkpoint")
+    if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        lines.append(f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run_dir)} trains on to step N")
+    else:
+        lines.append("  resume      run the same command again: it continues from the checkpoint")
     if last.exists():
-        lines.append(f"  export      electra-export {last} {run_dir / 'exported'}   (Hugging Face transformers folders)")
+        lines.append(f"  export      electra-export {shlex.quote(str(last))} {shlex.quote(str(run_dir / 'exported'))}"
+                     "   (Hugging Face transformers folders)")
     return lines
