@@ -1,6 +1,9 @@
-"""What a run prints at its start: the resolved config as a tree, one branch per top-level key."""
+"""What a run prints at its start: the resolved config as a tree, one branch per top-level key;
+and what it does not print: Lightning's advertising tips."""
 
 from __future__ import annotations
+
+import logging
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -36,3 +39,16 @@ def print_config_tree(cfg: DictConfig) -> None:
     if not console.is_terminal:
         console.width = max(console.width, LOG_WIDTH)
     console.print(config_tree(cfg))
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's "💡 Tip" lines (ads for its cloud services) from a run's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip")
+
+
+def hide_lightning_tips() -> None:
+    rank_zero_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoTips) for f in rank_zero_log.filters):
+        rank_zero_log.addFilter(_NoTips())

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver and quiets known warnings
 from electra_lit.config_checks import check_group_choices
-from electra_lit.console import print_config_tree
+from electra_lit.console import hide_lightning_tips, print_config_tree
 from electra_lit.data.glue import Task
 from electra_lit.data.task_datamodule import TaskDataModule
 from electra_lit.encoders import load_pretrained_encoder
@@ -90,6 +90,7 @@ def finetune(cfg: DictConfig) -> dict:
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{task.metric}",
                            mode="max", save_top_k=1, enable_version_counter=False)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    hide_lightning_tips()
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[best])
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.config_checks import check_group_choices, check_trainer_runs_here, validate_config
-from electra_lit.console import print_config_tree
+from electra_lit.console import hide_lightning_tips, print_config_tree
 from electra_lit.data.tokenizer import save_tokenizer
 from electra_lit.errors import ConfigError, one_line_errors
 from electra_lit.lit.summary import summary_lines
@@ -95,6 +95,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         load_pretrained(module.generator, module.discriminator, init_from)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    hide_lightning_tips()
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     if cfg.batch_tokens:
         accumulate_for_batch_tokens(trainer, cfg)

@@ -1,6 +1,7 @@
 """What a run shows: the config tree at the start, a step-based progress bar with throughput, the closing summary."""
 
 import csv
+import logging
 import re
 import shlex
 
@@ -36,10 +37,12 @@ def test_long_values_wrap_in_a_narrow_terminal_and_are_never_cropped(compose_pre
     assert f"shards:{run_dir}" in unwrapped  # inside a group's YAML, folded
 
 
-def test_a_run_prints_its_config_counts_steps_and_logs_throughput(compose_pretrain, tmp_path, capsys):
+def test_a_run_prints_its_config_counts_steps_and_logs_throughput(compose_pretrain, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="lightning.pytorch.utilities.rank_zero")
     train(compose_pretrain(*FAST, "trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.limit_val_batches=1",
                            "trainer.log_every_n_steps=1", "callbacks.throughput.window=2"))
     out = capsys.readouterr().out
+    assert "GPU available" in caplog.text and "Tip" not in caplog.text  # Lightning's infos, less its ads
     assert "config" in out and "mask_prob: 0.15" in out  # the tree, before training
     assert "Training" in out and "6/6" in out and "Epoch" not in out  # steps to max_steps, not epochs
     bar = [line for line in out.splitlines() if line.startswith("Training")][-1]
