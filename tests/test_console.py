@@ -64,3 +64,7 @@ def test_the_summary_quotes_run_folders_named_after_overrides():
     parsed = OverridesParser.create().parse_overrides([argument])[0]
     assert parsed.key_or_group == "run_dir" and parsed.value() == folder
     assert override("run_dir", "runs/pretrain/default") == "run_dir=runs/pretrain/default"
+    assert override("run_dir", folder) == f"\"run_dir='{folder}'\""  # readable when it can be
+    for odd in ("runs/pretrain/data.corpus.paths=/data/o'neil,seed=1", "runs/$HOME,a=1"):
+        (argument,) = shlex.split(override("run_dir", odd))
+        assert OverridesParser.create().parse_overrides([argument])[0].value() == odd

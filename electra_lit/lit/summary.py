@@ -15,9 +15,12 @@ def override(key: str, value: object) -> str:
     """``key=value`` as a shell argument holding a Hydra override: quoted when the value has
     characters of Hydra's grammar, as run folders named after their overrides do (a=1,b=2)."""
     text = str(value)
-    if any(c in text for c in "=,[]{}()'\" \\"):
-        return f"\"{key}='{text}'\""
-    return f"{key}={text}"
+    if not any(c in text for c in "=,[]{}()'\" \\$`"):
+        return f"{key}={text}"
+    argument = f"{key}='{text}'" if "'" not in text else f'{key}="{text}"'  # quoted for Hydra
+    if any(c in argument for c in '"$`\\'):
+        return shlex.quote(argument)  # and for the shell
+    return f'"{argument}"'  # the readable form, for the usual a=1,b=2
 
 
 def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
