@@ -43,13 +43,14 @@ def build(size: str, device: torch.device):
                                              f"data.batch_size={batch_size}", f"data.max_seq_length={seq_len}"])
     tokenizer = instantiate(cfg.tokenizer)
     module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False).to(device)
-    collator = instantiate(cfg.masking)(special_token_ids=SpecialTokenIds.from_tokenizer(tokenizer),
-                                        max_seq_length=seq_len, vocab_size=tokenizer.get_vocab_size(), seed=0)
+    special = SpecialTokenIds.from_tokenizer(tokenizer)
+    collator = instantiate(cfg.masking)(special_token_ids=special, max_seq_length=seq_len,
+                                        vocab_size=tokenizer.get_vocab_size(), seed=0)
     generator = torch.Generator().manual_seed(0)
     examples = []
     for key in range(batch_size):  # full-length sequences of random words, as the peer's
         ids = torch.randint(1000, tokenizer.get_vocab_size(), (seq_len,), generator=generator)
-        ids[0], ids[-1] = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        ids[0], ids[-1] = special.cls, special.sep
         examples.append({"key": key, "input_ids": ids.numpy(), "token_type_ids": torch.zeros(seq_len).numpy(),
                          "attention_mask": torch.ones(seq_len).numpy()})
     batch = {name: tensor.to(device) for name, tensor in collator(examples).items()}
@@ -129,8 +130,7 @@ def main() -> None:
             theirs = peer.run("hf", size, mode, args.steps, "sdpa")  # prints its own JSON line
             print(json.dumps({"size": size, "mode": mode, "peer_hf_over_electra_lit": round(theirs["step_ms"] / ours["step_ms"], 2)}),
                   flush=True)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+            torch.cuda.empty_cache()  # --peer runs on CUDA only
 
 
 if __name__ == "__main__":

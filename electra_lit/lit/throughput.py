@@ -7,6 +7,8 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+TOKENS_PER_S = "perf/tokens_per_s"  # also read by the progress bar
+
 
 class Throughput(Callback):
     """Logs ``perf/tokens_per_s`` and ``perf/samples_per_s`` over all processes, averaged over
@@ -39,6 +41,6 @@ class Throughput(Callback):
         if self._batches < self.window:
             return
         seconds = now - self._start
-        pl_module.log("perf/tokens_per_s", self._tokens / seconds, prog_bar=True, on_step=True, on_epoch=False)
+        pl_module.log(TOKENS_PER_S, self._tokens / seconds, prog_bar=True, on_step=True, on_epoch=False)
         pl_module.log("perf/samples_per_s", self._samples / seconds, on_step=True, on_epoch=False)
         self._start, self._batches, self._samples, self._tokens = now, 0, 0, 0
