@@ -176,10 +176,17 @@ def save_pretrained(model: Discriminator | MaskedLM, tokenizer: Tokenizer | None
     return directory
 
 
-def export_pretrained(generator: MaskedLM | None, discriminator: nn.Module, tokenizer: Tokenizer | None, out_dir: str | Path) -> list[Path]:
-    """``out_dir/discriminator`` (the kept model) and ``out_dir/generator`` when there is one."""
+def main_model_folder(main_model: nn.Module) -> str:
+    """The export folder of a pretraining run's kept model, named for what it is: ``discriminator``
+    (ELECTRA's, ``ElectraForPreTraining``) or ``masked_lm`` (the MLM objectives', ``ElectraForMaskedLM``)."""
+    return "discriminator" if isinstance(main_model, Discriminator) else "masked_lm"
+
+
+def export_pretrained(generator: MaskedLM | None, main_model: nn.Module, tokenizer: Tokenizer | None, out_dir: str | Path) -> list[Path]:
+    """``out_dir/discriminator`` or ``out_dir/masked_lm`` (the kept model, :func:`main_model_folder`)
+    and ``out_dir/generator`` when there is one."""
     out_dir = Path(out_dir)
-    written = [save_pretrained(discriminator, tokenizer, out_dir / "discriminator")]
+    written = [save_pretrained(main_model, tokenizer, out_dir / main_model_folder(main_model))]
     if generator is not None:
         written.append(save_pretrained(generator, tokenizer, out_dir / "generator"))
     return written
@@ -200,23 +207,24 @@ def _compare_configs(ours: EncoderConfig, theirs: EncoderConfig, source: str, ro
     raise ConfigError(f"init_from: {source} does not fit the configured {role} ({details}); {fix}")
 
 
-def load_pretrained(generator: MaskedLM | None, discriminator: nn.Module, init_from: str | Mapping[str, str]) -> None:
+def load_pretrained(generator: MaskedLM | None, main_model: nn.Module, init_from: str | Mapping[str, str]) -> None:
     """Initialise from transformers directories: ``init_from`` is a folder holding
-    ``discriminator/`` (and ``generator/``), as ``electra-export`` writes, or a mapping
-    ``{discriminator: DIR, generator: DIR}`` (e.g. the released google/electra-*-discriminator and
-    -generator, downloaded). The generator is loaded first, so shared weights end as the
-    discriminator's."""
+    ``discriminator/`` (``masked_lm/`` for the MLM objectives; see :func:`main_model_folder`) and
+    ``generator/``, as ``electra-export`` writes, or a mapping ``{discriminator: DIR, generator: DIR}``
+    (e.g. the released google/electra-*-discriminator and -generator, downloaded). The generator is
+    loaded first, so shared weights end as the main model's."""
+    main = main_model_folder(main_model)
     if isinstance(init_from, str):
         root = Path(init_from).expanduser()
-        paths = {name: root / name for name in ("generator", "discriminator") if (root / name).is_dir()}
-        if "discriminator" not in paths:
-            raise ConfigError(f"init_from={init_from}: no discriminator/ folder in it; give a folder written by electra-export, or init_from={{discriminator: DIR, generator: DIR}}")
+        paths = {name: root / name for name in ("generator", main) if (root / name).is_dir()}
+        if main not in paths:
+            raise ConfigError(f"init_from={init_from}: no {main}/ folder in it; give a folder written by electra-export, or init_from={{{main}: DIR, generator: DIR}}")
     else:
         paths = {name: Path(path).expanduser() for name, path in init_from.items() if path}
-    for name in ("generator", "discriminator"):
+    for name in ("generator", main):
         if name not in paths:
             continue
-        model = generator if name == "generator" else discriminator
+        model = generator if name == "generator" else main_model
         if model is None:
             log.info("init_from: this objective has no generator; %s is not used", paths[name])
             continue
@@ -226,3 +234,15 @@ def load_pretrained(generator: MaskedLM | None, discriminator: nn.Module, init_f
         _compare_configs(model.encoder.config, from_hf_config(hf_model.config), str(paths[name]), name)
         load_hf_state_dict(model, hf_model.state_dict(), str(paths[name]))
         log.info("init_from: %s initialised from %s", name, paths[name])
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> list[Path]:
+    """What ``electra-export`` does: a pretraining checkpoint's models, with its tokenizer, as
+    transformers directories (:func:`export_pretrained`)."""
+    if not Path(checkpoint).is_file():
+        raise ConfigError(f"checkpoint {checkpoint}: no such file")
+    from electra_lit.lit.modules.pretrain import ElectraPretrainModule
+
+    module = ElectraPretrainModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
+    tokenizer = Tokenizer.from_str(module.tokenizer_json) if module.tokenizer_json else None
+    return export_pretrained(module.generator, module.main_model, tokenizer, out_dir)

@@ -21,9 +21,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver
-from electra_lit.data.corpus import builtin_corpus_dir
-from electra_lit.prepare_data import prepare
+import electra_lit  # noqa: F401  registers the config resolvers
+from electra_lit.data.pretraining.corpus import builtin_corpus_dir
+from electra_lit.data.pretraining.prepare import prepare
 
 
 def feed_rate(datamodule, batches: int, warmup: int = 10) -> dict:

@@ -27,7 +27,7 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver
+import electra_lit  # noqa: F401  registers the config resolvers
 from electra_lit.data import SpecialTokenIds
 
 # size -> (model= option, batch size, sequence length): the peer's shapes (shared/bench/README.md)
@@ -64,7 +64,7 @@ def measure(size: str, mode: str, steps: int, device: torch.device) -> dict:
     objective = module.objective
 
     def loss_of(batch):
-        return objective(module.generator, module.discriminator, batch).loss
+        return objective(module.generator, module.main_model, batch).loss
 
     forward = torch.compile(loss_of) if mode == "compile" else loss_of
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if mode in ("bf16", "compile")

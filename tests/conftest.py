@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver
+import electra_lit  # noqa: F401  registers the config resolvers
 
 # A small, fast variant of the tiny model for tests that train.
 FAST = [

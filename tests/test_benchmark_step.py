@@ -29,7 +29,7 @@ def test_the_step_is_electra_lits_own_with_static_shapes():
     assert batch["masked_positions"].shape == (8, 9)  # int((0.15 + 0.005) * 64) prediction slots
     assert batch["masked_weights"].sum(1).tolist() == [9.0] * 8  # round(0.15 * 64) = 10, capped at the 9 slots
     assert module.generator is not None
-    assert {p.shape[0] for p in module.discriminator.parameters() if p.dim() == 2} >= {30522}  # the BERT vocab's embeddings
+    assert {p.shape[0] for p in module.main_model.parameters() if p.dim() == 2} >= {30522}  # the BERT vocab's embeddings
     result = benchmark.measure("tiny", "fp32", steps=2, device=torch.device("cpu"))
     assert result["impl"] == "electra_lit" and result["size"] == "tiny" and result["step_ms"] > 0
     assert result["tokens_per_s"] == pytest.approx(8 * 64 / (result["step_ms"] / 1e3), rel=1e-3)  # step_ms is rounded

@@ -16,13 +16,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import FAST, BatchRecorder
-from electra_lit.config_checks import check_trainer_runs_here
-from electra_lit.data.corpus import builtin_corpus_dir
+from electra_lit.runs.setup import check_trainer_runs_here
+from electra_lit.data.pretraining.corpus import builtin_corpus_dir
 from electra_lit.errors import ConfigError
 from electra_lit.lit import AtomicCheckpointIO
-from electra_lit.lit.checkpoint import previous_path
-from electra_lit.resume import resume_checkpoint
-from electra_lit.train import train
+from electra_lit.runs.run_dir import previous_checkpoint as previous_path
+from electra_lit.runs.resume import resume_checkpoint
+from electra_lit.runs.pretrain import train
 
 TESTS = Path(__file__).parent
 SHORT = ["trainer.val_check_interval=4", "trainer.limit_val_batches=2", "trainer.log_every_n_steps=1"]
@@ -32,7 +32,7 @@ def run_cli(*overrides, timeout=300):
     """``electra-pretrain`` in a subprocess (its own process group, killed whole on timeout)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
            "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "electra_lit.train", *overrides], env=env, text=True,
+    process = subprocess.Popen([sys.executable, "-m", "electra_lit.cli.pretrain", *overrides], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
@@ -136,7 +136,7 @@ def test_ckpt_path_starts_a_new_run_folder_and_a_rerun_never_goes_back_to_it(com
     assert step_of(own) == 4 and step_of(origin) == 2
 
     caplog.clear()
-    caplog.set_level(logging.INFO, logger="electra_lit.resume")
+    caplog.set_level(logging.INFO, logger="electra_lit.runs.resume")
     path, checkpoint = resume_checkpoint(branch)  # the same command again (a requeue): its own checkpoint
     assert path == own and checkpoint["global_step"] == 4
     assert f"continuing from {own}; ckpt_path={origin} only starts a run folder without any" in caplog.text

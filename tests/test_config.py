@@ -11,10 +11,11 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from conftest import FAST, build
-from electra_lit.data.glue import Task
-from electra_lit.config_checks import check_group_choices, config_groups, validate_config
+from electra_lit.data.tasks.glue import Task
+from electra_lit.cli.entry import check_group_choices, config_groups
+from electra_lit.config.checks import validate_config
 from electra_lit.errors import ConfigError
-from electra_lit.train import train
+from electra_lit.runs.pretrain import train
 
 
 @pytest.mark.parametrize(
@@ -54,9 +55,9 @@ def test_command_line_choices_reach_the_objects(compose_pretrain):
     tokenizer, datamodule, module = build(cfg)
     assert datamodule.collator.mask_prob == 0.25
     assert datamodule.collator.max_predictions == int((0.25 + 0.005) * 64)
-    assert module.discriminator.encoder.config.vocab_size == 30522
+    assert module.main_model.encoder.config.vocab_size == 30522
     assert module.objective.disc_weight == 50.0
-    assert module.generator.encoder.embeddings is module.discriminator.encoder.embeddings
+    assert module.generator.encoder.embeddings is module.main_model.encoder.embeddings
 
 
 def test_fast_dev_run(compose_pretrain, tmp_path):
@@ -130,7 +131,7 @@ def test_cli_bad_input_is_one_line_before_training(tmp_path):
         (["data.corpus.paths=/no/such/corpus"], "data.corpus.paths: '/no/such/corpus' is no file or folder"),
     ]:
         result = subprocess.run(
-            [sys.executable, "-m", "electra_lit.train", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path}", *args],
+            [sys.executable, "-m", "electra_lit.cli.pretrain", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path}", *args],
             capture_output=True, text=True, timeout=120,
         )
         assert result.returncode == 2, result.stderr
@@ -140,7 +141,7 @@ def test_cli_bad_input_is_one_line_before_training(tmp_path):
 
 
 def test_run_names_are_short_stable_and_distinct():
-    from electra_lit.train import run_name
+    from electra_lit.runs.naming import run_name
 
     assert run_name("") == "default"
     assert run_name("data.corpus.paths=/data/books,model=small") == "data.corpus.paths=_data_books,model=small"
@@ -171,7 +172,7 @@ def test_mlm_objective_uses_berts_masking_and_no_generator(compose_pretrain):
     _, datamodule, module = build(compose_pretrain(*FAST, "objective=mlm"))
     assert (datamodule.collator.mask_token_prob, datamodule.collator.random_token_prob) == (0.8, 0.1)
     assert module.generator is None
-    assert module.discriminator.encoder.config.hidden_size == 64  # the discriminator's size
+    assert module.main_model.encoder.config.hidden_size == 64  # the discriminator's size
 
 
 def test_sharing_and_generator_size_errors_are_config_errors(compose_pretrain):

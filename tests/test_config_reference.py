@@ -7,8 +7,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from electra_lit import config_reference as ref
-from electra_lit.config_checks import config_groups
+from electra_lit.config import reference as ref
+from electra_lit.cli.entry import config_groups
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from rich.console import Console
 
 from conftest import FAST
-from electra_lit.console import config_tree
-from electra_lit.lit.summary import override
-from electra_lit.train import train
+from electra_lit.runs.console import config_tree
+from electra_lit.runs.summary import override
+from electra_lit.runs.pretrain import train
 
 
 def test_config_tree_shows_every_top_level_key_with_resolved_values(compose_pretrain, tmp_path):

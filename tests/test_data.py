@@ -17,8 +17,8 @@ from electra_lit.data import (
     save_tokenizer,
     train_wordpiece,
 )
-from electra_lit.data.corpus import split_sentences
-from electra_lit.data.masking import MaskingCollator
+from electra_lit.data.pretraining.corpus import split_sentences
+from electra_lit.data.pretraining.masking import MaskingCollator
 from electra_lit.errors import ConfigError
 
 

@@ -13,12 +13,12 @@ from hydra import compose, initialize_config_module
 
 from conftest import FAST
 from electra_lit.errors import ConfigError
-from electra_lit.finetune import finetune
-from electra_lit.glue_table import collect, markdown
-from electra_lit.lit.classifier import task_metrics
+from electra_lit.runs.finetune import finetune
+from electra_lit.runs.glue_table import collect, markdown
+from electra_lit.lit.modules.classifier import task_metrics
 from electra_lit.models import Encoder, EncoderConfig
 from electra_lit.optim import layerwise_lr_groups
-from electra_lit.train import train
+from electra_lit.runs.pretrain import train
 
 WORDS = "she said that the house was quite large and very pleasant for the family".split()
 
@@ -136,7 +136,7 @@ def test_local_jsonl_and_csv_files(tmp_path, tiny_checkpoint):
 
 
 def test_finetune_from_a_transformers_folder(tmp_path, tiny_checkpoint):
-    from electra_lit.export import export
+    from electra_lit.hf import export_checkpoint as export
 
     export(str(tiny_checkpoint), str(tmp_path / "hf"))
     data = sst2_dir(tmp_path / "sst2", n_train=32, n_dev=16, n_test=0)

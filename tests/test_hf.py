@@ -11,7 +11,7 @@ import transformers
 from conftest import FAST
 from electra_lit.hf import export_pretrained, load_pretrained
 from electra_lit.models import EncoderConfig, build_models
-from electra_lit.train import train
+from electra_lit.runs.pretrain import train
 from electra_lit.errors import ConfigError
 
 CONFIG = EncoderConfig(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
@@ -132,12 +132,12 @@ def test_electra_export_command_and_init_from(compose_pretrain, tmp_path):
     exported = transformers.ElectraForPreTraining.from_pretrained(tmp_path / "hf" / "discriminator").state_dict()
     continued = torch.load(tmp_path / "continued" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     start = exported["electra.encoder.layer.0.intermediate.dense.weight"]
-    after_one_step = continued["discriminator.encoder.layers.0.ffn_in.weight"]
+    after_one_step = continued["main_model.encoder.layers.0.ffn_in.weight"]
     assert (after_one_step - start).abs().max() < 1e-3  # the first step's LR is 0 (warmup)
     fresh = compose_pretrain(*FAST, "seed=99", run_dir=tmp_path / "fresh")
     from conftest import build
     _, _, fresh_module = build(fresh)
-    assert (fresh_module.discriminator.encoder.layers[0].ffn_in.weight - start).abs().max() > 0.01
+    assert (fresh_module.main_model.encoder.layers[0].ffn_in.weight - start).abs().max() > 0.01
 
 
 def test_export_of_a_missing_checkpoint_is_one_line(tmp_path):

@@ -3,7 +3,7 @@
 import csv
 
 from conftest import FAST
-from electra_lit.train import train
+from electra_lit.runs.pretrain import train
 
 
 def test_wandb_offline_run_lives_in_run_dir(compose_pretrain, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from electra_lit.data import MaskingCollator, SpecialTokenIds
-from electra_lit.data.masking import default_max_predictions
+from electra_lit.data.pretraining.masking import default_max_predictions
 
 SPECIAL = SpecialTokenIds(pad=0, unk=1, cls=2, sep=3, mask=4)
 

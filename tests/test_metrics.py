@@ -2,7 +2,7 @@
 
 import torch
 
-from electra_lit.lit.metrics import PretrainMetrics
+from electra_lit.lit.modules.metrics import PretrainMetrics
 from electra_lit.objectives import Detections, PretrainOutput, TokenPredictions
 
 

@@ -33,7 +33,7 @@ def test_no_weight_decay_on_layernorm_and_biases():
     assert all(n.endswith("bias") or ".norm." in n or "_norm." in n for n in not_decayed)
     assert all(n.endswith("weight") and "norm" not in n for n in decayed)
     in_group = lambda p, group: any(p is q for q in group["params"])  # noqa: E731
-    d = m.discriminator
+    d = m.main_model
     for p in (d.encoder.embeddings.norm.weight, d.encoder.layers[0].attention_norm.weight,
               d.encoder.layers[0].qkv.bias, m.generator.output_bias, m.generator.head_norm.weight):
         assert in_group(p, no_decay)

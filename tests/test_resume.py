@@ -5,9 +5,9 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from conftest import FAST, BatchRecorder
-from electra_lit.data.corpus import builtin_corpus_dir
-from electra_lit.prepare_data import prepare
-from electra_lit.train import train
+from electra_lit.data.pretraining.corpus import builtin_corpus_dir
+from electra_lit.data.pretraining.prepare import prepare
+from electra_lit.runs.pretrain import train
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ from hydra import compose, initialize_config_module
 
 from conftest import FAST, build
 from electra_lit.data import HubCorpus, TableCorpus, TextCorpus, load_tokenizer, pack_documents, save_tokenizer
-from electra_lit.data.packing import SequenceBuilder
+from electra_lit.data.pretraining.packing import SequenceBuilder
 from electra_lit.errors import ConfigError
-from electra_lit.prepare_data import prepare
-from electra_lit.train_tokenizer import train_tokenizer
+from electra_lit.data.pretraining.prepare import prepare
+from electra_lit.data.tokenizer import train_tokenizer_from_config as train_tokenizer
 
 PARAGRAPHS = ["The house was large. The family was happy.", "Emma spoke first. Then she left!", "A short one."]
 

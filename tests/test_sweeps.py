@@ -18,7 +18,7 @@ TINY_RUN = [*FAST, "trainer.max_steps=2", "trainer.val_check_interval=2", "train
 def electra_pretrain_multirun(cwd, *overrides):
     """``electra-pretrain -m ...`` run in ``cwd``, W&B offline; returns the run folders it made."""
     result = subprocess.run(
-        [sys.executable, "-m", "electra_lit.train", "-m", *overrides],
+        [sys.executable, "-m", "electra_lit.cli.pretrain", "-m", *overrides],
         capture_output=True, text=True, timeout=400, cwd=cwd, env={**os.environ, "WANDB_MODE": "offline"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -31,7 +31,7 @@ def compose_with_hydra(*overrides):
 
 
 def test_multirun_jobs_get_own_run_dirs_and_one_wandb_group(tmp_path, cache_dir):
-    from electra_lit.train import run_name
+    from electra_lit.runs.naming import run_name
 
     sweep = ["masking.mask_prob=0.15,0.2", *TINY_RUN, "logger=wandb"]
     run_dirs = electra_pretrain_multirun(tmp_path, *sweep, f"cache_dir={cache_dir}")

@@ -11,7 +11,7 @@ import csv
 import math
 
 from conftest import FAST
-from electra_lit.train import train
+from electra_lit.runs.pretrain import train
 
 
 def entropy(p):

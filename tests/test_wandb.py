@@ -5,9 +5,9 @@ import torch
 import wandb
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-import electra_lit.lit.wandb as lit_wandb
+import electra_lit.lit.loggers.wandb as lit_wandb
 from conftest import FAST
-from electra_lit.train import train
+from electra_lit.runs.pretrain import train
 
 SHORT = [*FAST, "logger=wandb", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
          "trainer.log_every_n_steps=1"]

@@ -1,11 +1,11 @@
-"""Data: corpora, tokenizers, sequence packing, masking, shards and the DataModules."""
+"""Data: the tokenizer (shared), pretraining corpora and batches (pretraining/), fine-tuning tasks (tasks/)."""
 
-from electra_lit.data.corpus import Corpus, HubCorpus, TableCorpus, TextCorpus
-from electra_lit.data.datamodule import PretrainDataModule, SequenceDataset
-from electra_lit.data.masking import MaskingCollator
-from electra_lit.data.packing import PackedSequences, SequenceBuilder, pack_documents
-from electra_lit.data.shards import ShardedSequences, ShardWriter
-from electra_lit.data.streaming import StreamingSequences
+from electra_lit.data.pretraining.corpus import Corpus, HubCorpus, TableCorpus, TextCorpus
+from electra_lit.data.pretraining.datamodule import PretrainDataModule, SequenceDataset
+from electra_lit.data.pretraining.masking import MaskingCollator
+from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilder, pack_documents
+from electra_lit.data.pretraining.shards import ShardedSequences, ShardWriter
+from electra_lit.data.pretraining.streaming import StreamingSequences
 from electra_lit.data.tokenizer import (
     SpecialTokenIds,
     load_tokenizer,

@@ -12,14 +12,19 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from itertools import islice
 from importlib import resources
 from pathlib import Path
 
+from hydra.utils import instantiate
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from electra_lit.data.corpus import Corpus
+from electra_lit.data.pretraining.corpus import Corpus
 from electra_lit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +148,18 @@ def save_tokenizer(tokenizer: Tokenizer, directory: str | Path) -> None:
     tokenizer.save(str(directory / "tokenizer.json"))
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
     (directory / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
+
+
+def train_tokenizer_from_config(cfg: DictConfig) -> Tokenizer:
+    """What ``electra-tokenizer`` does: train a WordPiece vocab on ``cfg.data.corpus`` and save it to ``cfg.out_dir``."""
+    if cfg.data.corpus is None:
+        raise ConfigError("electra-tokenizer needs a corpus: data=austen, text, table or hub")
+    corpus = instantiate(cfg.data.corpus)
+    corpus.check()
+    tokenizer = train_wordpiece(corpus, vocab_size=cfg.vocab_size, lowercase=cfg.lowercase,
+                                min_frequency=cfg.min_frequency, cache_dir=None, max_documents=cfg.max_documents)
+    SpecialTokenIds.from_tokenizer(tokenizer)
+    save_tokenizer(tokenizer, cfg.out_dir)
+    print(f"wrote {cfg.out_dir}: {tokenizer.get_vocab_size()} tokens; use it with "
+          f"tokenizer=pretrained tokenizer.path={cfg.out_dir}")
+    return tokenizer

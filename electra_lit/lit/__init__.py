@@ -1,15 +1,13 @@
-"""Lightning components: the pretraining module, its metrics, logger and callbacks."""
+"""Lightning components, by role: ``modules/`` (the LightningModules and their metrics),
+``callbacks/`` (checkpointing, progress bar, throughput) and ``loggers/`` (CSV, W&B)."""
 
-from electra_lit.lit.checkpoint import AtomicCheckpointIO, RandomStateCheckpoint, RunCheckpoint
-from electra_lit.lit.csv_logger import RunDirCSVLogger
-from electra_lit.lit.metrics import PretrainMetrics
-from electra_lit.lit.pretrain import ElectraPretrainModule
-from electra_lit.lit.progress import StepProgressBar
-from electra_lit.lit.summary import summary_lines
-from electra_lit.lit.throughput import Throughput
+from electra_lit.lit.callbacks import AtomicCheckpointIO, RandomStateCheckpoint, RunCheckpoint, StepProgressBar, Throughput
+from electra_lit.lit.loggers import RunDirCSVLogger, wandb_logger
+from electra_lit.lit.modules import ElectraClassifierModule, ElectraPretrainModule, PretrainMetrics
 
 __all__ = [
     "AtomicCheckpointIO",
+    "ElectraClassifierModule",
     "ElectraPretrainModule",
     "PretrainMetrics",
     "RandomStateCheckpoint",
@@ -17,5 +15,5 @@ __all__ = [
     "RunDirCSVLogger",
     "StepProgressBar",
     "Throughput",
-    "summary_lines",
+    "wandb_logger",
 ]

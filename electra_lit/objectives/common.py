@@ -1,7 +1,7 @@
 """What the pretraining objectives share: the output they return, the generator step that
 builds the corrupted input, and weighted losses without host syncs.
 
-Batches follow the :class:`~electra_lit.data.masking.MaskingCollator` layout: every tensor has a
+Batches follow the :class:`~electra_lit.data.pretraining.masking.MaskingCollator` layout: every tensor has a
 fixed shape, and prediction slots beyond a sequence's count have weight 0 (they point at
 position 0 and carry that position's own token, so writing them back changes nothing).
 """

@@ -1,8 +1,8 @@
 """Weights & Biases for electra_lit runs: W&B's files in the run folder, one W&B run per run folder.
 
-Re-running a command resumes from ``run_dir/checkpoints/last.ckpt``; the W&B run id kept in
-``run_dir/wandb_run_id`` makes that re-run continue the same W&B run rather than start a new one.
-Importing this module registers the ``${wandb_sweep_group:}`` resolver that conf/logger/wandb.yaml uses.
+A re-run of a command resumes its run folder; the W&B run id kept there (``RunDir.wandb_id``)
+makes that re-run continue the same W&B run rather than start a new one. One group per ``-m``
+sweep comes from :mod:`electra_lit.runs.sweep`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
 
-RUN_ID_FILE = "wandb_run_id"
+from electra_lit.runs.run_dir import RunDir
+
 _ID_CHARS = string.ascii_lowercase + string.digits  # W&B's own ids look like this: 8 of these
 
 
@@ -39,14 +38,14 @@ def run_id(run_dir: str | os.PathLike) -> str | None:
     Other ranks never write the file (they could race rank 0 to it) and get None when it is not
     there yet: only global rank 0 creates a W&B run, so they need no id.
     """
-    path = Path(run_dir) / RUN_ID_FILE
+    path = RunDir(run_dir).wandb_id
     if path.is_file():
         return path.read_text().strip()
     if not _launched_as_global_rank_zero():
         return None
     new_id = "".join(secrets.choice(_ID_CHARS) for _ in range(8))
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{RUN_ID_FILE}.{os.getpid()}")
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(new_id + "\n")
     os.replace(partial, path)  # atomic: a reader sees the whole id or no file
     return new_id
@@ -99,36 +98,3 @@ def log_config(loggers: Iterable[Logger], cfg_dict: dict) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.log_hyperparams(cfg_dict)
-
-
-# ------------------------------------------------------------------ one W&B group per sweep
-_sweep = {"group": None}
-
-
-def sweep_group() -> str | None:
-    """``${wandb_sweep_group:}``: the group the master process of a multirun chose; None otherwise."""
-    return _sweep["group"]
-
-
-OmegaConf.register_new_resolver("wandb_sweep_group", sweep_group, use_cache=True, replace=True)
-
-
-class WandbSweepGroup(Callback):
-    """Gives every job of one ``-m`` sweep the same W&B group, named after the sweep's overrides.
-
-    Hydra composes each job's config anew but copies the master config's resolver cache into it
-    (``ConfigLoaderImpl.load_sweep_config``; that is how jobs share a ``${now:...}`` timestamp).
-    Resolving ``logger.wandb.group`` once in the master process, here, puts the group in that
-    cache, so every job gets it, also jobs on other machines (hydra-submitit-launcher pickles the
-    master config for them). Re-running the same sweep command gives the same group, as it
-    resumes the same runs. A group set on the command line is left as it is.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from electra_lit.train import run_name  # here, not at the top: electra_lit.train imports this module
-
-        _sweep["group"] = run_name(config.hydra.job.override_dirname)
-        OmegaConf.select(config, "logger.wandb.group")  # resolving it fills the cache the jobs copy
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        _sweep["group"] = None  # a later run in this process is no part of the sweep

@@ -24,11 +24,11 @@ from tokenizers import Tokenizer
 from torch.utils.data import Dataset, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from electra_lit.data.corpus import Corpus
-from electra_lit.data.masking import MaskingCollator
-from electra_lit.data.packing import PackedSequences, SequenceBuilder, pack_documents
-from electra_lit.data.shards import ShardedSequences, read_meta, tokenizer_digest
-from electra_lit.data.streaming import StreamingSequences, document_hash
+from electra_lit.data.pretraining.corpus import Corpus
+from electra_lit.data.pretraining.masking import MaskingCollator
+from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilder, pack_documents
+from electra_lit.data.pretraining.shards import ShardedSequences, read_meta, tokenizer_digest
+from electra_lit.data.pretraining.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
 from electra_lit.errors import ConfigError
 from electra_lit.ranks import gather_from_ranks, own_part

@@ -1,4 +1,4 @@
-"""``electra-glue-table DIR...``: collect fine-tuning results into the paper's GLUE dev table.
+"""The paper's GLUE dev table from fine-tuning results (what ``electra-glue-table DIR...`` prints).
 
 Finds every ``results.json`` under the given folders (a multirun's, say), groups them by
 pretrained model (``init_from``) and task, takes the median over seeds of each task's main
@@ -8,13 +8,14 @@ accuracy. Prints a markdown table; ``--csv PATH`` also writes every run as CSV.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+
+from electra_lit.runs.run_dir import RunDir
 
 TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
 HEADERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
@@ -26,7 +27,7 @@ def collect(folders: Iterable[str | Path]) -> list[dict]:
     results = []
     for folder in folders:
         folder = Path(folder)
-        paths = [folder] if folder.is_file() else sorted(folder.rglob("results.json"))
+        paths = [folder] if folder.is_file() else sorted(folder.rglob(RunDir(folder).results.name))
         results += [json.loads(path.read_text()) | {"path": str(path)} for path in paths]
     return results
 
@@ -70,20 +71,3 @@ def write_csv(results: list[dict], path: str | Path) -> None:
         for r in results:
             writer.writerow([r["init_from"], r["task"], r.get("seed"), r["metric"], r["metrics"][r["metric"]],
                              r.get("best_epoch"), r["path"]])
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="electra-glue-table", description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", help="folders searched for results.json (or results.json files)")
-    parser.add_argument("--csv", help="also write every run to this CSV file")
-    args = parser.parse_args(argv)
-    results = collect(args.folders)
-    if not results:
-        parser.error(f"no results.json under {', '.join(args.folders)}")
-    print(markdown(results))
-    if args.csv:
-        write_csv(results, args.csv)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,8 @@
 """Which checkpoint a run resumes from, and whether it fits the configured run.
 
-Re-running a command resumes from the newest readable checkpoint of its run folder:
-``checkpoints/last.ckpt``, the ``hpc_ckpt_N.ckpt`` that Lightning's SLURM requeue writes, or
-``checkpoints/last.previous.ckpt`` (the one ``last.ckpt`` replaced) when the newer ones are
+Re-running a command resumes from the newest readable checkpoint of its run folder
+(:meth:`RunDir.resume_candidates`): ``last.ckpt``, the ``hpc_ckpt_N.ckpt`` that Lightning's SLURM
+requeue writes, or ``last.previous.ckpt`` (the one ``last.ckpt`` replaced) when the newer ones are
 unreadable. ``ckpt_path`` starts a run folder that has no checkpoint yet from another run's.
 A checkpoint of another model size or tokenizer is refused with the difference named.
 """
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from tokenizers import Tokenizer
 
 from electra_lit.errors import ConfigError
-from electra_lit.lit.checkpoint import previous_path
+from electra_lit.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,8 @@ def check_fits(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenize
         raise ConfigError(
             f"{path} was trained with another tokenizer (vocab {saved_size}, this config's: "
             f"{tokenizer.get_vocab_size()}); resume with it: tokenizer=pretrained "
-            f"tokenizer.path={Path(cfg.run_dir) / 'tokenizer'}"
+            f"tokenizer.path={RunDir(cfg.run_dir).tokenizer}"
         )
-
-
-def _candidates(run_dir: Path) -> list[Path]:
-    last = run_dir / "checkpoints" / "last.ckpt"
-    paths = [last, *sorted(run_dir.glob("hpc_ckpt_*.ckpt")), previous_path(last)]
-    return [p for p in paths if p.exists()]
 
 
 def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[None, None]:
@@ -80,7 +74,7 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
     The run folder's own newest readable checkpoint comes first, so that a re-run or a requeued job
     never goes back. ``cfg.ckpt_path`` is where a new run folder starts from (a branch off another
     run, or a checkpoint copied from elsewhere): it is used only while ``run_dir`` has no checkpoint."""
-    own, unreadable = _newest_readable(Path(cfg.run_dir))
+    own, unreadable = _newest_readable(RunDir(cfg.run_dir))
     if own is not None:
         path, checkpoint = own
         if cfg.ckpt_path:
@@ -106,15 +100,15 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
     if unreadable:
         raise ConfigError(
             f"{unreadable[0]} is corrupt or truncated and no older checkpoint is readable; remove "
-            f"{Path(cfg.run_dir) / 'checkpoints'} to start over, or give ckpt_path=..."
+            f"{RunDir(cfg.run_dir).checkpoints} to start over, or give ckpt_path=..."
         )
     return None, None
 
 
-def _newest_readable(run_dir: Path) -> tuple[tuple[Path, dict[str, Any]] | None, list[Path]]:
+def _newest_readable(run_dir: RunDir) -> tuple[tuple[Path, dict[str, Any]] | None, list[Path]]:
     """The run folder's newest readable checkpoint (or None), and those that could not be read."""
     readable, unreadable = [], []
-    for path in _candidates(run_dir):
+    for path in run_dir.resume_candidates():
         try:
             readable.append((read_checkpoint(path), path))
         except UnreadableCheckpoint as err:

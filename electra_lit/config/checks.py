@@ -7,49 +7,13 @@ what would work, so a typo costs seconds rather than a failed job.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import re
-from collections.abc import Sequence
-from importlib import resources
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from electra_lit.data.packing import PACKING_MODES
+from electra_lit.data.pretraining.packing import PACKING_MODES
 from electra_lit.errors import ConfigError
 from electra_lit.models import EncoderConfig, check_sharing, generator_config
 
-CONFIG_PACKAGE = "electra_lit.conf"
-_GROUP_OVERRIDE = re.compile(r"^[+~]?(?P<group>[A-Za-z_][\w/]*)=(?P<value>[\w.,-]+)$")
-
-
-def config_groups() -> dict[str, list[str]]:
-    """Every top-level config group and its options, read from the packaged conf/ folder
-    (files starting with "_" are bases that options compose, not options)."""
-    root = resources.files(CONFIG_PACKAGE)
-    return {
-        entry.name: sorted(
-            f.name[: -len(".yaml")] for f in entry.iterdir() if f.name.endswith(".yaml") and not f.name.startswith("_")
-        )
-        for entry in root.iterdir()
-        if entry.is_dir() and not entry.name.startswith("__")
-    }
-
-
-def check_group_choices(overrides: Sequence[str]) -> None:
-    """Reject ``group=option`` overrides (sweeps ``group=a,b`` too) whose option does not exist."""
-    groups = config_groups()
-    for override in overrides:
-        match = _GROUP_OVERRIDE.match(override)
-        if not match or match["group"] not in groups:
-            continue
-        group, options = match["group"], groups[match["group"]]
-        for value in match["value"].split(","):
-            if value not in options and value != "null":
-                raise ConfigError(
-                    f"{group}={value}: no such option in config group '{group}'; "
-                    f"choose one of: {', '.join(options)}"
-                )
 
 
 def _require(condition: bool, key: str, value: object, problem: str) -> None:
@@ -114,21 +78,3 @@ def validate_config(cfg: DictConfig) -> None:
     _require(cfg.optimizer.lr > 0, "optimizer.lr", cfg.optimizer.lr, "must be positive")
     _require(cfg.float32_matmul_precision in ("highest", "high", "medium"), "float32_matmul_precision",
              cfg.float32_matmul_precision, "is not one of: highest, high, medium")
-
-
-def check_trainer_runs_here(trainer: DictConfig) -> None:
-    """Refuse, in one line, a trainer this machine cannot run, naming the option to use instead."""
-    accelerator = trainer.get("accelerator")
-    strategy = trainer.get("strategy")
-    strategy_target = strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.accelerator={accelerator} needs a CUDA GPU and PyTorch sees none; use trainer=cpu "
-            "(or trainer=ddp trainer.accelerator=cpu trainer.precision=32-true for several CPU processes)"
-        )
-    if accelerator == "tpu" and importlib.util.find_spec("torch_xla") is None:
-        raise ConfigError("trainer.accelerator=tpu needs torch_xla (on a TPU VM: pip install torch_xla); "
-                          "elsewhere use trainer=gpu or trainer=cpu")
-    if "deepspeed" in strategy_target.lower() and importlib.util.find_spec("deepspeed") is None:
-        raise ConfigError("trainer=deepspeed needs the deepspeed package: pip install 'electra_lit[deepspeed]'; "
-                          "or shard with trainer=fsdp")

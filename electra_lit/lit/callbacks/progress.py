@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedCo
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
-from electra_lit.lit.throughput import TOKENS_PER_S
+from electra_lit.lit.callbacks.throughput import TOKENS_PER_S
 
 
 def human_rate(tokens_per_s: float) -> str:

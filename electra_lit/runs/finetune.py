@@ -1,4 +1,4 @@
-"""``electra-finetune``: fine-tune a pretrained encoder on a task and record its dev results.
+"""A fine-tuning run: fine-tune a pretrained encoder on a task and record its dev results.
 
 ``finetune(cfg)`` trains for the task's epochs, validates after each, keeps the best epoch by the
 task's main metric, writes ``run_dir/results.json`` (task, dev metrics of the best epoch, best
@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import hydra
-import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver and quiets known warnings
-from electra_lit.config_checks import check_group_choices
-from electra_lit.console import hide_lightning_tips, print_config_tree
-from electra_lit.data.glue import Task
-from electra_lit.data.task_datamodule import TaskDataModule
-from electra_lit.encoders import load_pretrained_encoder
-from electra_lit.errors import ConfigError, one_line_errors
-from electra_lit.lit.classifier import ElectraClassifierModule
+from electra_lit.data.tasks.glue import Task
+from electra_lit.data.tasks.datamodule import TaskDataModule
+from electra_lit.pretrained import load_pretrained_encoder
+from electra_lit.runs.setup import begin_run, make_trainer
+from electra_lit.errors import ConfigError
+from electra_lit.lit.modules.classifier import ElectraClassifierModule
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +57,7 @@ def finetune(cfg: DictConfig) -> dict:
     if OmegaConf.is_missing(cfg, "init_from"):
         raise ConfigError("init_from is required: an electra-pretrain .ckpt (e.g. "
                           "runs/pretrain/default/checkpoints/last.ckpt) or a transformers folder")
-    if cfg.print_config:
-        print_config_tree(cfg)
-    run_dir = Path(cfg.run_dir)
-    L.seed_everything(cfg.seed, workers=True)
-    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    run = begin_run(cfg)
     task = Task.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     pretrained = load_pretrained_encoder(cfg.init_from, cfg.tokenizer_vocab)
     if cfg.max_seq_length > pretrained.encoder.config.max_position_embeddings:
@@ -87,14 +77,9 @@ def finetune(cfg: DictConfig) -> dict:
     )
     module.encoder.load_state_dict(pretrained.encoder.state_dict())
 
-    best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=f"val/{task.metric}",
+    best = ModelCheckpoint(dirpath=run.checkpoints, filename=run.best_checkpoint.stem, monitor=f"val/{task.metric}",
                            mode="max", save_top_k=1, enable_version_counter=False)
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    hide_lightning_tips()
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[best])
-    if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    trainer = make_trainer(cfg, run, callbacks=[best])
     trainer.fit(module, datamodule=datamodule)
 
     best_epoch = max(module.history, key=lambda epoch: epoch[task.metric])
@@ -112,27 +97,15 @@ def finetune(cfg: DictConfig) -> dict:
         predictions = trainer.predict(best_module, dataloaders=datamodule.test_dataloaders())
         if len(datamodule.test_splits) == 1:
             predictions = [predictions]
-        results["predictions"] = [str(p) for p in write_predictions(run_dir / "predictions", task, datamodule, predictions)]
+        results["predictions"] = [str(p) for p in write_predictions(run.predictions, task, datamodule, predictions)]
     if trainer.is_global_zero:
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        run.results.write_text(json.dumps(results, indent=2))
         scores = ", ".join(f"{name} {value:.4f}" for name, value in results["metrics"].items())
-        print(f"\n{task.name}: best epoch {results['best_epoch']}: {scores}\n  results  {run_dir / 'results.json'}", flush=True)
+        print(f"\n{task.name}: best epoch {results['best_epoch']}: {scores}\n  results  {run.results}", flush=True)
     return results
 
 
-@hydra.main(version_base="1.3", config_path="pkg://electra_lit.conf", config_name="finetune")
-def _hydra_main(cfg: DictConfig) -> float:
-    with one_line_errors("electra-finetune"):
-        results = finetune(cfg)
-    return results["metrics"][results["metric"]]  # the value a Hydra sweeper optimises
-
-
-def main() -> None:
-    """Console script: check group options first (one-line error), then hand over to Hydra."""
-    with one_line_errors("electra-finetune"):
-        check_group_choices(sys.argv[1:])
-    _hydra_main()
-
-
-if __name__ == "__main__":
-    main()
+def sweep_objective(cfg: DictConfig) -> float:
+    """Fine-tune, and return what a Hydra sweeper optimises: the task's main dev metric."""
+    results = finetune(cfg)
+    return results["metrics"][results["metric"]]

@@ -23,8 +23,8 @@ import numpy as np
 from tokenizers import Tokenizer
 from torch.utils.data import IterableDataset, get_worker_info
 
-from electra_lit.data.corpus import Corpus, sentences_of
-from electra_lit.data.packing import SequenceBuilder
+from electra_lit.data.pretraining.corpus import Corpus, sentences_of
+from electra_lit.data.pretraining.packing import SequenceBuilder
 from electra_lit.errors import ConfigError
 from electra_lit.ranks import rank_and_world
 

@@ -1,8 +1,8 @@
-"""``electra-prepare-data``: tokenize and pack a corpus once into memory-mapped shards.
+"""What ``electra-prepare-data`` does: tokenize and pack a corpus once into memory-mapped shards.
 
 Reads the configured corpus (any ``data`` option), holds out its first ``data.val_documents``
 documents for validation, packs with the data option's settings and writes ``out_dir`` as
-:mod:`electra_lit.data.shards` describes, with a progress bar. ``meta.json`` is written last:
+:mod:`electra_lit.data.pretraining.shards` describes, with a progress bar. ``meta.json`` is written last:
 a folder without it is incomplete.
 """
 
@@ -14,18 +14,15 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-import electra_lit.train  # noqa: F401  registers the ${run_name:...} resolver
-from electra_lit.config_checks import check_group_choices
-from electra_lit.data.datamodule import DEFAULT_STREAMING_VAL_DOCUMENTS, tokenize_documents
-from electra_lit.data.packing import SequenceBuilder
-from electra_lit.data.shards import FORMAT, ShardWriter, tokenizer_digest
+from electra_lit.data.pretraining.datamodule import DEFAULT_STREAMING_VAL_DOCUMENTS, tokenize_documents
+from electra_lit.data.pretraining.packing import SequenceBuilder
+from electra_lit.data.pretraining.shards import FORMAT, ShardWriter, tokenizer_digest
 from electra_lit.data.tokenizer import SpecialTokenIds, save_tokenizer
-from electra_lit.errors import ConfigError, one_line_errors
+from electra_lit.errors import ConfigError
 
 DOCUMENTS_PER_CALL = 256  # documents tokenized together (the tokenizer parallelises a call)
 
@@ -36,6 +33,7 @@ def _batches(iterator, size):
 
 
 def prepare(cfg: DictConfig) -> dict:
+    """What ``electra-prepare-data`` does; returns the meta.json it wrote."""
     data = cfg.data
     if data.corpus is None:
         raise ConfigError("electra-prepare-data needs a corpus: data=austen, text, table or hub")
@@ -81,19 +79,3 @@ def prepare(cfg: DictConfig) -> dict:
     print(f"wrote {out}; train with: electra-pretrain data=shards data.shards={out} tokenizer=pretrained "
           f"tokenizer.path={out / 'tokenizer'} data.max_seq_length={data.max_seq_length}")
     return meta
-
-
-@hydra.main(version_base="1.3", config_path="pkg://electra_lit.conf", config_name="prepare_data")
-def _hydra_main(cfg: DictConfig) -> None:
-    with one_line_errors("electra-prepare-data"):
-        prepare(cfg)
-
-
-def main() -> None:
-    with one_line_errors("electra-prepare-data"):
-        check_group_choices(sys.argv[1:])
-    _hydra_main()
-
-
-if __name__ == "__main__":
-    main()

@@ -27,7 +27,7 @@ def _from_checkpoint(path: Path) -> PretrainedEncoder:
         config = EncoderConfig(vocab_size=hparams["vocab_size"], **hparams["model"]["discriminator"])
     except KeyError:
         raise ConfigError(f"init_from={path}: not an electra-pretrain checkpoint (no model hyperparameters)") from None
-    prefix = "discriminator.encoder."
+    prefix = "main_model.encoder."
     state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     delta = state.pop("embeddings.word.delta", None)
     if delta is not None:  # GDES: the discriminator's table is stop_grad(generator's) + delta

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from electra_lit.data.packing import to_arrays
+from electra_lit.data.pretraining.packing import to_arrays
 from electra_lit.errors import ConfigError
 
 FORMAT = 1

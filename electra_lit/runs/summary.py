@@ -7,6 +7,8 @@ from pathlib import Path
 
 import lightning as L
 
+from electra_lit.runs.run_dir import RunDir
+
 
 _LOSSES = (("gen_loss", "generator"), ("disc_loss", "discriminator"), ("mlm_loss", "MLM"))
 
@@ -25,7 +27,7 @@ def override(key: str, value: object) -> str:
 
 def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     """Final losses and accuracies (train and val), the checkpoint and metrics paths."""
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     lines = ["", f"Pretraining stopped at step {trainer.global_step} of {trainer.max_steps}."]
     stopped_by = getattr(trainer.checkpoint_callback, "stopped_by", None)
@@ -41,15 +43,15 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
         if "replaced_frac" in m:
             line += f" (all-original baseline {1 - m['replaced_frac']:.3f})"
         lines.append(line)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run.last_checkpoint
     lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")
-    if (run_dir / "metrics.csv").exists():
-        lines.append(f"  metrics     {run_dir / 'metrics.csv'}")
+    if run.metrics.exists():
+        lines.append(f"  metrics     {run.metrics}")
     if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
-        lines.append(f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run_dir)} trains on to step N")
+        lines.append(f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run.root)} trains on to step N")
     else:
         lines.append("  resume      run the same command again: it continues from the checkpoint")
     if last.exists():
-        lines.append(f"  export      electra-export {shlex.quote(str(last))} {shlex.quote(str(run_dir / 'exported'))}"
+        lines.append(f"  export      electra-export {shlex.quote(str(last))} {shlex.quote(str(run.exported))}"
                      "   (Hugging Face transformers folders)")
     return lines

@@ -19,17 +19,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from electra_lit.ranks import gather_from_ranks, own_part
+from electra_lit.runs.run_dir import RunDir, previous_checkpoint
 
 log = logging.getLogger(__name__)
 
-PREVIOUS_SUFFIX = ".previous.ckpt"
 MULTI_PROCESS_CHECK_EVERY = 10  # steps between the (collective) time and signal checks with several ranks
-
-
-def previous_path(path: str | Path) -> Path:
-    """Where the checkpoint that ``path`` replaced is kept: ``last.ckpt`` -> ``last.previous.ckpt``."""
-    path = Path(path)
-    return path.with_name(path.name.removesuffix(".ckpt") + PREVIOUS_SUFFIX)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -44,12 +38,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         if path.exists():
-            os.replace(path, previous_path(path))
+            os.replace(path, previous_checkpoint(path))
         os.replace(tmp, path)
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` writing ``last.ckpt`` every ``every_n_train_steps`` and also:
+    """Lightning's ``ModelCheckpoint`` writing the run folder's ``last.ckpt`` (``RunDir.last_checkpoint``)
+    every ``every_n_train_steps`` and also:
 
     - at the run's final step (``max_steps``): a save after ``fit`` would record a finished epoch,
       and a longer re-run would start a new epoch instead of continuing this one;
@@ -59,8 +54,10 @@ class RunCheckpoint(ModelCheckpoint):
       running the same command again.
     """
 
-    def __init__(self, *args: Any, every_n_minutes: float | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, run_dir: str | Path, *args: Any, every_n_minutes: float | None = None, **kwargs: Any):
+        run = RunDir(run_dir)
+        super().__init__(*args, dirpath=run.checkpoints, **kwargs)
+        self.CHECKPOINT_NAME_LAST = run.LAST
         self.every_n_minutes = every_n_minutes
         self._last_save_time = time.monotonic()
         self._signal: int | None = None

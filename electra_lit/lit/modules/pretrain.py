@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
-from electra_lit.lit.metrics import PretrainMetrics
+from electra_lit.lit.modules.metrics import PretrainMetrics
 from electra_lit.models import EncoderConfig, build_models
 from electra_lit.optim import electra_lr_lambda, parameter_groups
 
@@ -23,9 +23,9 @@ def _plain(value: Mapping) -> dict:
 class ElectraPretrainModule(L.LightningModule):
     """Holds the generator and the discriminator and trains them with the configured objective.
 
-    ``discriminator`` is the model kept after pretraining: ELECTRA's discriminator, or for the MLM
-    objectives a masked LM of the discriminator's size. ``generator`` is None when the objective
-    needs none (``mlm``).
+    ``main_model`` is the model kept after pretraining; the objective decides what it is: ELECTRA's
+    discriminator, or for the MLM objectives a masked LM of the discriminator's size.
+    ``generator`` is None when the objective needs none (``mlm``).
 
     Args:
         model: ``discriminator`` (:class:`EncoderConfig` fields but the vocab size),
@@ -61,7 +61,7 @@ class ElectraPretrainModule(L.LightningModule):
         )
         model = self.hparams.model
         self.objective = instantiate(self.hparams.objective)
-        self.generator, self.discriminator = build_models(
+        self.generator, self.main_model = build_models(
             EncoderConfig(vocab_size=vocab_size, **model["discriminator"]),
             main_head=self.objective.main_head,
             with_generator=self.objective.uses_generator,
@@ -74,7 +74,7 @@ class ElectraPretrainModule(L.LightningModule):
         self.tokenizer_json: str | None = None
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        out = self.objective(self.generator, self.discriminator, batch)
+        out = self.objective(self.generator, self.main_model, batch)
         metrics = self.train_metrics if stage == "train" else self.val_metrics
         per_step = stage == "train"
         log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])

@@ -13,7 +13,7 @@ import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from electra_lit.data.glue import Example, Task, available_splits, read_split
+from electra_lit.data.tasks.glue import Example, Task, available_splits, read_split
 from electra_lit.data.tokenizer import SpecialTokenIds
 
 
@@ -31,7 +31,7 @@ class TaskDataModule(L.LightningDataModule):
     Args:
         task: the task.
         tokenizer: the encoder's tokenizer.
-        data_dir / files: where the examples are (see :func:`electra_lit.data.glue.read_split`);
+        data_dir / files: where the examples are (see :func:`electra_lit.data.tasks.glue.read_split`);
             neither means the ``datasets`` hub.
         max_seq_length, batch_size, num_workers, seed: as their names say.
     """

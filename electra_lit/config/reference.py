@@ -1,8 +1,8 @@
 """The configuration reference, docs/configuration.md, generated from the comments in conf/.
 
-    python -m electra_lit.config_reference --write     # regenerate docs/configuration.md
-    python -m electra_lit.config_reference             # print it
-    python -m electra_lit.config_reference --missing   # keys without a meaning, as FILE:LINE: KEY
+    python -m electra_lit.config.reference --write     # regenerate docs/configuration.md
+    python -m electra_lit.config.reference             # print it
+    python -m electra_lit.config.reference --missing   # keys without a meaning, as FILE:LINE: KEY
 
 The YAML files are the single source: a key's meaning is the comment written next to it, so the
 reference cannot drift from the configs (tests/test_config_reference.py fails when a key has no
@@ -36,7 +36,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 CONFIG_PACKAGE = "electra_lit.conf"
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-REGENERATE = "python -m electra_lit.config_reference --write"
+REGENERATE = "python -m electra_lit.config.reference --write"
 # Entry-point configs, in the order the reference shows them, with the command that runs each.
 ENTRY_POINTS = {
     "pretrain": "electra-pretrain",

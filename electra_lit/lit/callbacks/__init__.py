@@ -1,0 +1,7 @@
+"""Lightning callbacks and the checkpoint IO plugin of a pretraining run."""
+
+from electra_lit.lit.callbacks.checkpoint import AtomicCheckpointIO, RandomStateCheckpoint, RunCheckpoint
+from electra_lit.lit.callbacks.progress import StepProgressBar
+from electra_lit.lit.callbacks.throughput import Throughput
+
+__all__ = ["AtomicCheckpointIO", "RandomStateCheckpoint", "RunCheckpoint", "StepProgressBar", "Throughput"]
