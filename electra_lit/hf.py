@@ -38,7 +38,10 @@ _LAYER = {
     "ffn_norm": "output.LayerNorm",
 }
 _HEADS = {
-    Discriminator: {"head_dense": "discriminator_predictions.dense", "head_out": "discriminator_predictions.dense_prediction"},
+    Discriminator: {
+        "head_dense": "discriminator_predictions.dense",
+        "head_out": "discriminator_predictions.dense_prediction",
+    },
     MaskedLM: {"head_dense": "generator_predictions.dense", "head_norm": "generator_predictions.LayerNorm"},
 }
 # EncoderConfig field -> ElectraConfig field
@@ -93,7 +96,9 @@ def _encoder_pairs(encoder: Encoder, ours: str = "encoder.", theirs: str = "elec
     for i in range(len(encoder.layers)):
         layer_ours, layer_theirs = f"{ours}layers.{i}.", f"{theirs}encoder.layer.{i}."
         for p in ("weight", "bias"):
-            pairs.append((f"{layer_ours}qkv.{p}", [f"{layer_theirs}attention.self.{n}.{p}" for n in ("query", "key", "value")]))
+            pairs.append(
+                (f"{layer_ours}qkv.{p}", [f"{layer_theirs}attention.self.{n}.{p}" for n in ("query", "key", "value")])
+            )
             pairs += [(f"{layer_ours}{o}.{p}", [f"{layer_theirs}{t}.{p}"]) for o, t in _LAYER.items()]
     return pairs
 
@@ -136,7 +141,9 @@ def load_hf_encoder(directory: str | Path) -> Encoder:
     """The encoder of any ELECTRA transformers directory (discriminator, generator or base model)."""
     hf_model = _transformers().ElectraModel.from_pretrained(directory)
     encoder = Encoder(from_hf_config(hf_model.config))
-    _load_pairs(encoder, _encoder_pairs(encoder, ours="", theirs=""), hf_model.state_dict(), str(directory), "an ELECTRA model")
+    _load_pairs(
+        encoder, _encoder_pairs(encoder, ours="", theirs=""), hf_model.state_dict(), str(directory), "an ELECTRA model"
+    )
     return encoder
 
 
@@ -155,7 +162,9 @@ def _load_pairs(model: nn.Module, pairs, state: Mapping[str, torch.Tensor], sour
                 continue
             target = getattr(owner, name)
             if target.shape != value.shape:
-                raise ConfigError(f"{source}: {keys[0]} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}")
+                raise ConfigError(
+                    f"{source}: {keys[0]} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
+                )
             target.copy_(value)
     unused = sorted(key for key in state if key not in used and not key.endswith(("position_ids", "token_type_ids")))
     if unused:
@@ -172,7 +181,9 @@ def save_pretrained(model: Discriminator | MaskedLM, tokenizer: Tokenizer | None
     if tokenizer is not None:
         save_tokenizer(tokenizer, directory)
         lowercase = bool(getattr(tokenizer.normalizer, "lowercase", False))
-        _transformers().ElectraTokenizerFast(tokenizer_object=tokenizer, do_lower_case=lowercase).save_pretrained(directory)
+        _transformers().ElectraTokenizerFast(tokenizer_object=tokenizer, do_lower_case=lowercase).save_pretrained(
+            directory
+        )
     return directory
 
 
@@ -182,7 +193,9 @@ def main_model_folder(main_model: nn.Module) -> str:
     return "discriminator" if isinstance(main_model, Discriminator) else "masked_lm"
 
 
-def export_pretrained(generator: MaskedLM | None, main_model: nn.Module, tokenizer: Tokenizer | None, out_dir: str | Path) -> list[Path]:
+def export_pretrained(
+    generator: MaskedLM | None, main_model: nn.Module, tokenizer: Tokenizer | None, out_dir: str | Path
+) -> list[Path]:
     """``out_dir/discriminator`` or ``out_dir/masked_lm`` (the kept model, :func:`main_model_folder`)
     and ``out_dir/generator`` when there is one."""
     out_dir = Path(out_dir)
@@ -194,13 +207,22 @@ def export_pretrained(generator: MaskedLM | None, main_model: nn.Module, tokeniz
 
 def _compare_configs(ours: EncoderConfig, theirs: EncoderConfig, source: str, role: str) -> None:
     sizes = [f.name for f in fields(EncoderConfig) if f.name not in ("dropout", "initializer_range", "layer_norm_eps")]
-    different = [n for n in sizes if getattr(ours, n) != getattr(theirs, n)
-                 and not (n == "embedding_size" and ours.embedding_dim == theirs.embedding_dim)]
+    different = [
+        n
+        for n in sizes
+        if getattr(ours, n) != getattr(theirs, n)
+        and not (n == "embedding_size" and ours.embedding_dim == theirs.embedding_dim)
+    ]
     if not different:
         return
     if role == "generator" and set(different) <= {"hidden_size", "num_heads", "intermediate_size", "num_layers"}:
-        fix = "set model.generator={" + ", ".join(
-            f"{n}: {getattr(theirs, n)}" for n in ("hidden_size", "num_heads", "intermediate_size", "num_layers")) + "}"
+        fix = (
+            "set model.generator={"
+            + ", ".join(
+                f"{n}: {getattr(theirs, n)}" for n in ("hidden_size", "num_heads", "intermediate_size", "num_layers")
+            )
+            + "}"
+        )
     else:
         fix = "choose the matching model=... and tokenizer, or set the sizes under model.discriminator"
     details = "; ".join(f"{n}: checkpoint {getattr(theirs, n)}, config {getattr(ours, n)}" for n in different)
@@ -218,7 +240,9 @@ def load_pretrained(generator: MaskedLM | None, main_model: nn.Module, init_from
         root = Path(init_from).expanduser()
         paths = {name: root / name for name in ("generator", main) if (root / name).is_dir()}
         if main not in paths:
-            raise ConfigError(f"init_from={init_from}: no {main}/ folder in it; give a folder written by electra-export, or init_from={{{main}: DIR, generator: DIR}}")
+            raise ConfigError(
+                f"init_from={init_from}: no {main}/ folder in it; give a folder written by electra-export, or init_from={{{main}: DIR, generator: DIR}}"
+            )
     else:
         paths = {name: Path(path).expanduser() for name, path in init_from.items() if path}
     for name in ("generator", main):
@@ -229,7 +253,9 @@ def load_pretrained(generator: MaskedLM | None, main_model: nn.Module, init_from
             log.info("init_from: this objective has no generator; %s is not used", paths[name])
             continue
         if not (paths[name] / "config.json").is_file():
-            raise ConfigError(f"init_from.{name}={paths[name]}: no config.json there; it is not a transformers directory")
+            raise ConfigError(
+                f"init_from.{name}={paths[name]}: no config.json there; it is not a transformers directory"
+            )
         hf_model = hf_class(model).from_pretrained(paths[name])
         _compare_configs(model.encoder.config, from_hf_config(hf_model.config), str(paths[name]), name)
         load_hf_state_dict(model, hf_model.state_dict(), str(paths[name]))

@@ -28,7 +28,7 @@ def _from_checkpoint(path: Path) -> PretrainedEncoder:
     except KeyError:
         raise ConfigError(f"init_from={path}: not an electra-pretrain checkpoint (no model hyperparameters)") from None
     prefix = "main_model.encoder."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     delta = state.pop("embeddings.word.delta", None)
     if delta is not None:  # GDES: the discriminator's table is stop_grad(generator's) + delta
         state["embeddings.word.weight"] = state.pop("embeddings.word.source.weight") + delta

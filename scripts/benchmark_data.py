@@ -24,6 +24,7 @@ from hydra.utils import instantiate
 import electra_lit  # noqa: F401  registers the config resolvers
 from electra_lit.data.pretraining.corpus import builtin_corpus_dir
 from electra_lit.data.pretraining.prepare import prepare
+from electra_lit.runs.pretrain import build_datamodule
 
 
 def feed_rate(datamodule, batches: int, warmup: int = 10) -> dict:
@@ -44,8 +45,12 @@ def feed_rate(datamodule, batches: int, warmup: int = 10) -> dict:
         positions += batch["input_ids"].numel()
         real += int(batch["attention_mask"].sum())
     seconds = time.perf_counter() - start
-    return {"tokens_per_s": round(positions / seconds), "real_tokens_per_s": round(real / seconds),
-            "batches": batches, "seconds": round(seconds, 2)}
+    return {
+        "tokens_per_s": round(positions / seconds),
+        "real_tokens_per_s": round(real / seconds),
+        "batches": batches,
+        "seconds": round(seconds, 2),
+    }
 
 
 def main() -> None:
@@ -56,33 +61,71 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    data = [f"data.max_seq_length={args.seq_len}", f"data.batch_size={args.batch_size}", f"data.num_workers={args.workers}"]
+    data = [
+        f"data.max_seq_length={args.seq_len}",
+        f"data.batch_size={args.batch_size}",
+        f"data.num_workers={args.workers}",
+    ]
 
     def compose_pretrain(*overrides):
         with initialize_config_module("electra_lit.conf", version_base="1.3"):
-            return compose("pretrain", overrides=[f"run_dir={tmp / 'run'}", f"cache_dir={tmp / 'cache'}",
-                                                  "tokenizer=bert_uncased", *data, *overrides])
+            return compose(
+                "pretrain",
+                overrides=[
+                    f"run_dir={tmp / 'run'}",
+                    f"cache_dir={tmp / 'cache'}",
+                    "tokenizer=bert_uncased",
+                    *data,
+                    *overrides,
+                ],
+            )
 
     def datamodule(cfg):
-        return instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
+        return build_datamodule(cfg, instantiate(cfg.tokenizer))
 
     with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        prepare_cfg = compose("prepare_data", overrides=[f"out_dir={tmp / 'shards'}", "data.val_documents=20",
-                                                         f"data.max_seq_length={args.seq_len}", "run_dir=unused"])
+        prepare_cfg = compose(
+            "prepare_data",
+            overrides=[
+                f"out_dir={tmp / 'shards'}",
+                "data.val_documents=20",
+                f"data.max_seq_length={args.seq_len}",
+                "run_dir=unused",
+            ],
+        )
     start = time.perf_counter()
     meta = prepare(prepare_cfg)
     seconds = time.perf_counter() - start
     tokens = sum(split["tokens"] for split in meta["splits"].values())
-    results = [{"path": "prepare", "real_tokens_per_s": round(tokens / seconds), "tokens": tokens, "seconds": round(seconds, 2)}]
+    results = [
+        {
+            "path": "prepare",
+            "real_tokens_per_s": round(tokens / seconds),
+            "tokens": tokens,
+            "seconds": round(seconds, 2),
+        }
+    ]
 
     paths = {
-        "shards": ["data=shards", f"data.shards={tmp / 'shards'}", "tokenizer=pretrained", f"tokenizer.path={tmp / 'shards' / 'tokenizer'}"],
+        "shards": [
+            "data=shards",
+            f"data.shards={tmp / 'shards'}",
+            "tokenizer=pretrained",
+            f"tokenizer.path={tmp / 'shards' / 'tokenizer'}",
+        ],
         "in_memory": ["data.val_documents=20"],
-        "streaming": ["data=text", f"data.corpus.paths={builtin_corpus_dir()}", "data.corpus.document=chapter",
-                      "data.streaming=true", "data.val_documents=20"],
+        "streaming": [
+            "data=text",
+            f"data.corpus.paths={builtin_corpus_dir()}",
+            "data.corpus.document=chapter",
+            "data.streaming=true",
+            "data.val_documents=20",
+        ],
     }
     for name, overrides in paths.items():
-        results.append({"path": name, "workers": args.workers, **feed_rate(datamodule(compose_pretrain(*overrides)), args.batches)})
+        results.append(
+            {"path": name, "workers": args.workers, **feed_rate(datamodule(compose_pretrain(*overrides)), args.batches)}
+        )
     for result in results:
         print(json.dumps(result))
 

@@ -28,10 +28,16 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 import electra_lit  # noqa: F401  registers the config resolvers
-from electra_lit.data import SpecialTokenIds
+from electra_lit.data import MaskingCollator, SpecialTokenIds
+from electra_lit.runs.pretrain import build_module
 
 # size -> (model= option, batch size, sequence length): the peer's shapes (shared/bench/README.md)
-SIZES = {"tiny": ("tiny", 8, 64), "small": ("small", 128, 128), "base": ("base", 256, 128), "base512": ("base", 64, 512)}
+SIZES = {
+    "tiny": ("tiny", 8, 64),
+    "small": ("small", 128, 128),
+    "base": ("base", 256, 128),
+    "base512": ("base", 64, 512),
+}
 MODES = ("fp32", "bf16", "compile")
 
 
@@ -39,20 +45,35 @@ def build(size: str, device: torch.device):
     """The pretraining module, its optimizer and one masked batch, as electra-pretrain builds them."""
     model, batch_size, seq_len = SIZES[size]
     with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose("pretrain", overrides=[f"model={model}", "tokenizer=bert_uncased", "trainer.max_steps=1000",
-                                             f"data.batch_size={batch_size}", f"data.max_seq_length={seq_len}"])
+        cfg = compose(
+            "pretrain",
+            overrides=[
+                f"model={model}",
+                "tokenizer=bert_uncased",
+                "trainer.max_steps=1000",
+                f"data.batch_size={batch_size}",
+                f"data.max_seq_length={seq_len}",
+            ],
+        )
     tokenizer = instantiate(cfg.tokenizer)
-    module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False).to(device)
+    module = build_module(cfg, tokenizer.get_vocab_size()).to(device)
     special = SpecialTokenIds.from_tokenizer(tokenizer)
-    collator = instantiate(cfg.masking)(special_token_ids=special, max_seq_length=seq_len,
-                                        vocab_size=tokenizer.get_vocab_size(), seed=0)
+    collator = MaskingCollator(
+        **cfg.masking, special_token_ids=special, max_seq_length=seq_len, vocab_size=tokenizer.get_vocab_size(), seed=0
+    )
     generator = torch.Generator().manual_seed(0)
     examples = []
     for key in range(batch_size):  # full-length sequences of random words, as the peer's
         ids = torch.randint(1000, tokenizer.get_vocab_size(), (seq_len,), generator=generator)
         ids[0], ids[-1] = special.cls, special.sep
-        examples.append({"key": key, "input_ids": ids.numpy(), "token_type_ids": torch.zeros(seq_len).numpy(),
-                         "attention_mask": torch.ones(seq_len).numpy()})
+        examples.append(
+            {
+                "key": key,
+                "input_ids": ids.numpy(),
+                "token_type_ids": torch.zeros(seq_len).numpy(),
+                "attention_mask": torch.ones(seq_len).numpy(),
+            }
+        )
     batch = {name: tensor.to(device) for name, tensor in collator(examples).items()}
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, fused=True if device.type == "cuda" else None)
     return module, optimizer, batch
@@ -67,8 +88,9 @@ def measure(size: str, mode: str, steps: int, device: torch.device) -> dict:
         return objective(module.generator, module.main_model, batch).loss
 
     forward = torch.compile(loss_of) if mode == "compile" else loss_of
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if mode in ("bf16", "compile")
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if mode in ("bf16", "compile") else contextlib.nullcontext()
+    )
 
     def step():
         with autocast:
@@ -91,8 +113,15 @@ def measure(size: str, mode: str, steps: int, device: torch.device) -> dict:
         times.append((time.perf_counter() - start) * 1e3)
     ms = statistics.median(times)
     _, batch_size, seq_len = SIZES[size]
-    return {"impl": "electra_lit", "size": size, "mode": mode, "device": device.type, "step_ms": round(ms, 2),
-            "tokens_per_s": round(batch_size * seq_len / (ms / 1e3)), "warm_s": round(warm_s, 1)}
+    return {
+        "impl": "electra_lit",
+        "size": size,
+        "mode": mode,
+        "device": device.type,
+        "step_ms": round(ms, 2),
+        "tokens_per_s": round(batch_size * seq_len / (ms / 1e3)),
+        "warm_s": round(warm_s, 1),
+    }
 
 
 def load_peer(path: str):
@@ -128,8 +157,16 @@ def main() -> None:
             if peer is None or size == "tiny":
                 continue
             theirs = peer.run("hf", size, mode, args.steps, "sdpa")  # prints its own JSON line
-            print(json.dumps({"size": size, "mode": mode, "peer_hf_over_electra_lit": round(theirs["step_ms"] / ours["step_ms"], 2)}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "size": size,
+                        "mode": mode,
+                        "peer_hf_over_electra_lit": round(theirs["step_ms"] / ours["step_ms"], 2),
+                    }
+                ),
+                flush=True,
+            )
             torch.cuda.empty_cache()  # --peer runs on CUDA only
 
 

@@ -29,8 +29,21 @@ DEFAULT_GROUPS = ("losses", "accuracies", "throughput")
 NOT_METRICS = {"step", "epoch"}
 SPARSE = 20  # series of at most this many points (validations) are drawn with markers and never smoothed
 # Column order of a group's grid; metrics not listed follow in name order.
-LEAF_ORDER = ["loss", "gen_loss", "disc_loss", "mlm_loss", "gen_acc", "disc_acc", "accuracy", "tokens_per_s",
-              "samples_per_s"]
+LEAF_ORDER = [
+    "loss",
+    "gen_loss",
+    "disc_loss",
+    "mlm_loss",
+    "gen_acc",
+    "disc_acc",
+    "accuracy",
+    "tokens_per_s",
+    "samples_per_s",
+    "items_per_sec",
+    "samples_per_sec",
+    "flops_per_sec",
+    "mfu",
+]
 
 
 class PlotError(Exception):
@@ -47,7 +60,8 @@ class Run:
 def metric_group(name: str) -> str:
     """Which PNG a metric goes to, from its name (train/gen_loss -> losses)."""
     prefix, _, leaf = name.rpartition("/")
-    if prefix == "perf" or leaf.endswith("_per_s") or "throughput" in leaf:
+    # perf/tokens_per_s: older runs; train/device/items_per_sec, .../mfu: Lightning's ThroughputMonitor
+    if prefix == "perf" or leaf.endswith(("_per_s", "_per_sec")) or leaf == "mfu" or "throughput" in leaf:
         return "throughput"
     if leaf == "loss" or leaf.endswith("_loss"):
         return "losses"
@@ -128,8 +142,10 @@ def choose_metrics(runs: list[Run], wanted: list[str] | None) -> dict[str, list[
     else:
         chosen = [name for name in available if metric_group(name) in DEFAULT_GROUPS]
         if not chosen:
-            raise PlotError(f"nothing to plot: the runs have no loss, accuracy or throughput metric; "
-                            f"the metrics are: {', '.join(available) or 'none'}")
+            raise PlotError(
+                f"nothing to plot: the runs have no loss, accuracy or throughput metric; "
+                f"the metrics are: {', '.join(available) or 'none'}"
+            )
     groups: dict[str, list[str]] = {}
     for name in chosen:
         groups.setdefault(metric_group(name), []).append(name)
@@ -160,8 +176,13 @@ def plot_group(runs: list[Run], group: str, metrics: list[str], out: Path, smoot
     import matplotlib.pyplot as plt
 
     prefixes, leaves = _grid(metrics)
-    fig, axes = plt.subplots(len(prefixes), len(leaves), figsize=(4.6 * len(leaves), 3.3 * len(prefixes)),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(prefixes),
+        len(leaves),
+        figsize=(4.6 * len(leaves), 3.3 * len(prefixes)),
+        squeeze=False,
+        layout="constrained",
+    )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, prefix in enumerate(prefixes):
         for col, leaf in enumerate(leaves):
@@ -176,13 +197,25 @@ def plot_group(runs: list[Run], group: str, metrics: list[str], out: Path, smoot
                 if name in run.series:
                     steps, values = run.series[name]
                     sparse = len(steps) <= SPARSE
-                    ax.plot(steps, values if sparse else smoothed(values, smooth), color=color, linewidth=1.4,
-                            marker="o" if sparse else None, markersize=3)
+                    ax.plot(
+                        steps,
+                        values if sparse else smoothed(values, smooth),
+                        color=color,
+                        linewidth=1.4,
+                        marker="o" if sparse else None,
+                        markersize=3,
+                    )
                 if show_baseline and baseline in run.series:
                     steps, replaced = run.series[baseline]
                     values = [1 - r for r in replaced]
-                    ax.plot(steps, values if len(steps) <= SPARSE else smoothed(values, smooth), color=color,
-                            linestyle="--", linewidth=0.9, alpha=0.7)
+                    ax.plot(
+                        steps,
+                        values if len(steps) <= SPARSE else smoothed(values, smooth),
+                        color=color,
+                        linestyle="--",
+                        linewidth=0.9,
+                        alpha=0.7,
+                    )
             title = name + ("\n(dashed: all-original baseline)" if show_baseline else "")
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("step")
@@ -190,8 +223,14 @@ def plot_group(runs: list[Run], group: str, metrics: list[str], out: Path, smoot
             if group == "losses" and _spans_decades(runs, name):
                 ax.set_yscale("log")
     handles = [plt.Line2D([], [], color=colors[n % len(colors)], linewidth=2) for n in range(len(runs))]
-    fig.legend(handles, [run.label for run in runs], loc="outside lower center", ncol=min(len(runs), 3),
-               fontsize=9, frameon=False)
+    fig.legend(
+        handles,
+        [run.label for run in runs],
+        loc="outside lower center",
+        ncol=min(len(runs), 3),
+        fontsize=9,
+        frameon=False,
+    )
     fig.suptitle(group + (f" (smoothed {smooth:g})" if smooth > 0 else ""))
     path = out / f"{group}.png"
     fig.savefig(path, dpi=110)
@@ -206,17 +245,27 @@ def _spans_decades(runs: list[Run], name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders (or their metrics.csv)")
     parser.add_argument("--out", type=Path, default=Path("plots"), help="folder for the PNG files (default: plots)")
-    parser.add_argument("--metrics", nargs="+", metavar="NAME",
-                        help="only these metrics, e.g. train/loss val/disc_acc train/lr (default: every loss, "
-                             "accuracy and throughput metric)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="NAME",
+        help="only these metrics, e.g. train/loss val/disc_acc train/lr (default: every loss, "
+        "accuracy and throughput metric)",
+    )
     parser.add_argument("--labels", nargs="+", metavar="LABEL", help="one legend label per run (default: folder names)")
-    parser.add_argument("--smooth", type=float, default=0.0, metavar="W",
-                        help="exponential moving average weight in [0, 1), as in TensorBoard, for series of more "
-                             f"than {SPARSE} points (default: 0, none)")
+    parser.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="exponential moving average weight in [0, 1), as in TensorBoard, for series of more "
+        f"than {SPARSE} points (default: 0, none)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.smooth < 1:
         parser.error(f"--smooth {args.smooth:g} must be in [0, 1)")

@@ -15,12 +15,14 @@ from hydra.utils import instantiate
 
 import electra_lit  # noqa: F401  registers the config resolvers
 
-# A small, fast variant of the tiny model for tests that train.
+# A small, fast variant of the tiny model for tests that train: 8 sequences per batch and device,
+# no gradient accumulation whatever the device count (global_batch_size=null).
 FAST = [
     "model.discriminator.num_layers=2",
     "model.discriminator.hidden_size=64",
     "model.discriminator.intermediate_size=256",
     "model.discriminator.embedding_size=64",
+    "global_batch_size=null",
     "data.max_seq_length=64",
     "data.batch_size=8",
     "data.num_workers=0",
@@ -73,7 +75,7 @@ class BatchRecorder(L.Callback):
 
 def build(cfg):
     """Tokenizer, datamodule and module from a composed config, as train() builds them."""
+    from electra_lit.runs.pretrain import build_datamodule, build_module
+
     tokenizer = instantiate(cfg.tokenizer)
-    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
-    module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False)
-    return tokenizer, datamodule, module
+    return tokenizer, build_datamodule(cfg, tokenizer), build_module(cfg, tokenizer.get_vocab_size())

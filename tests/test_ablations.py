@@ -4,11 +4,10 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
+from test_objective import VOCAB, FixedGenerator, RecordingDiscriminator, hand_batch, peaked_logits
 
 from electra_lit.models import EncoderConfig, GDESWordEmbedding, build_models, generator_config
 from electra_lit.objectives import AllTokensMLM, MaskedLanguageModeling, ReplacedTokenDetection, ReplaceMLM
-from test_objective import VOCAB, FixedGenerator, RecordingDiscriminator, hand_batch, peaked_logits
 
 SAMPLED = torch.tensor([[40, 14], [41, 2]])  # slot (0, 0) replaced, (0, 1) equal to the original
 CORRUPTED = torch.tensor([[2, 11, 40, 13, 14, 3], [2, 21, 41, 3, 0, 0]])
@@ -48,7 +47,9 @@ def test_mlm_predicts_the_masked_tokens_of_its_own_input():
     model = FixedMLM(logits)
     out = MaskedLanguageModeling()(None, model, batch)
     assert torch.equal(model.seen, batch["input_ids"])  # [MASK]s, no generator
-    expected = -(log_softmax_at(logits[0, 0], 12) + log_softmax_at(logits[0, 1], 14) + log_softmax_at(logits[1, 0], 22)) / 3
+    expected = (
+        -(log_softmax_at(logits[0, 0], 12) + log_softmax_at(logits[0, 1], 14) + log_softmax_at(logits[1, 0], 22)) / 3
+    )
     torch.testing.assert_close(out.loss, torch.tensor(expected))
     assert set(out.losses) == {"mlm_loss"} and out.gen is None and out.disc is None
 
@@ -105,7 +106,9 @@ def test_all_tokens_mlm_loss_with_the_copy_mechanism():
 
 
 # ------------------------------------------------------------------ sharing modes
-CONFIG = EncoderConfig(vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, embedding_size=16)
+CONFIG = EncoderConfig(
+    vocab_size=VOCAB, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, embedding_size=16
+)
 
 
 def test_all_sharing_uses_one_encoder_with_two_heads():
@@ -116,7 +119,9 @@ def test_all_sharing_uses_one_encoder_with_two_heads():
 
 
 def test_all_sharing_with_unequal_sizes_is_refused():
-    with pytest.raises(ValueError, match="'all' shares every weight.*differ in hidden_size, num_heads, intermediate_size"):
+    with pytest.raises(
+        ValueError, match="'all' shares every weight.*differ in hidden_size, num_heads, intermediate_size"
+    ):
         build_models(CONFIG, generator_fraction=0.5, embedding_sharing="all")
 
 

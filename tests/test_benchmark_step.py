@@ -29,21 +29,34 @@ def test_the_step_is_electra_lits_own_with_static_shapes():
     assert batch["masked_positions"].shape == (8, 9)  # int((0.15 + 0.005) * 64) prediction slots
     assert batch["masked_weights"].sum(1).tolist() == [9.0] * 8  # round(0.15 * 64) = 10, capped at the 9 slots
     assert module.generator is not None
-    assert {p.shape[0] for p in module.main_model.parameters() if p.dim() == 2} >= {30522}  # the BERT vocab's embeddings
+    assert {p.shape[0] for p in module.main_model.parameters() if p.dim() == 2} >= {
+        30522
+    }  # the BERT vocab's embeddings
     result = benchmark.measure("tiny", "fp32", steps=2, device=torch.device("cpu"))
     assert result["impl"] == "electra_lit" and result["size"] == "tiny" and result["step_ms"] > 0
     assert result["tokens_per_s"] == pytest.approx(8 * 64 / (result["step_ms"] / 1e3), rel=1e-3)  # step_ms is rounded
 
 
+@pytest.mark.slow
 def test_the_command_prints_a_json_line_per_run_and_names_bad_arguments():
-    run = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "tiny", "--modes", "fp32,bf16", "--steps", "1",
-                          "--device", "cpu"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sizes", "tiny", "--modes", "fp32,bf16", "--steps", "1", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [(r["size"], r["mode"]) for r in lines] == [("tiny", "fp32"), ("tiny", "bf16")]
 
-    bad = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "small,huge"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sizes", "small,huge"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "--sizes: unknown huge; choose from tiny, small, base, base512" in bad.stderr
-    peer = subprocess.run([sys.executable, str(SCRIPT), "--sizes", "tiny", "--device", "cpu", "--peer", "peer.py"],
-                          capture_output=True, text=True, timeout=120)
+    peer = subprocess.run(
+        [sys.executable, str(SCRIPT), "--sizes", "tiny", "--device", "cpu", "--peer", "peer.py"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert peer.returncode == 2 and "--peer measures on CUDA only" in peer.stderr

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -14,9 +15,18 @@ from conftest import FAST
 def electra_pretrain(run_dir, cache_dir, *overrides, timeout=300):
     script = Path(sys.executable).parent / "electra-pretrain"
     result = subprocess.run(
-        [str(script), f"run_dir={run_dir}", f"cache_dir={cache_dir}", *FAST,
-         "trainer.val_check_interval=2", "trainer.log_every_n_steps=1", *overrides],
-        capture_output=True, text=True, timeout=timeout,
+        [
+            str(script),
+            f"run_dir={run_dir}",
+            f"cache_dir={cache_dir}",
+            *FAST,
+            "trainer.val_check_interval=2",
+            "trainer.log_every_n_steps=1",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -26,6 +36,7 @@ def checkpoint(run_dir):
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     first = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=3")
@@ -61,12 +72,23 @@ def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
     assert checkpoint(run_dir)["global_step"] == 6
 
 
+@pytest.mark.slow
 def test_multirun_gives_each_job_its_own_run_dir(tmp_path, cache_dir):
     script = Path(sys.executable).parent / "electra-pretrain"
     result = subprocess.run(
-        [str(script), "-m", "masking.mask_prob=0.15,0.25", f"cache_dir={cache_dir}", *FAST,
-         "trainer.max_steps=2", "trainer.val_check_interval=2"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            str(script),
+            "-m",
+            "masking.mask_prob=0.15,0.25",
+            f"cache_dir={cache_dir}",
+            *FAST,
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = sorted(p for p in (tmp_path / "runs" / "pretrain").iterdir() if p.is_dir())

@@ -5,34 +5,27 @@ import sys
 
 import pytest
 import torch
-from hydra.utils import instantiate
-
 from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from conftest import FAST, build
-from electra_lit.data.tasks.glue import Task
 from electra_lit.cli.entry import check_group_choices, config_groups
-from electra_lit.config.checks import validate_config
+from electra_lit.config.schema import validate_config
+from electra_lit.data.tasks.glue import Task
 from electra_lit.errors import ConfigError
-from electra_lit.runs.pretrain import train
+from electra_lit.runs.pretrain import train, with_batch_plan
 
 
-@pytest.mark.parametrize(
-    "model, tokenizer, lr, batch, seq, steps",
-    [
-        ("tiny", "electra_lit.data.train_wordpiece", 5e-4, 32, 128, 400),
-        ("small", "electra_lit.data.load_wordpiece", 5e-4, 128, 128, 1_000_000),
-        ("base", "electra_lit.data.load_wordpiece", 2e-4, 256, 512, 766_000),
-        ("large", "electra_lit.data.load_wordpiece", 2e-4, 2048, 512, 400_000),
-    ],
-)
-def test_model_options_bring_their_recipe(compose_pretrain, model, tokenizer, lr, batch, seq, steps):
-    cfg = compose_pretrain(f"model={model}")
-    validate_config(cfg)
-    assert cfg.tokenizer._target_ == tokenizer
-    assert (cfg.optimizer.lr, cfg.data.batch_size, cfg.data.max_seq_length, cfg.trainer.max_steps) == (lr, batch, seq, steps)
-    assert cfg.masking.mask_prob == (0.25 if model == "large" else 0.15)
+@pytest.mark.parametrize("model", ["small", "base", "large"])
+def test_model_options_set_only_sizes(compose_pretrain, model):
+    # the training recipe (tokenizer, lr, steps, batch, ...) is recipe=...'s: tests/test_recipes.py
+    default, sized = compose_pretrain(), compose_pretrain(f"model={model}")
+    validate_config(with_batch_plan(sized))
+    assert sized.model.discriminator != default.model.discriminator
+    for node in (sized, default):
+        with open_dict(node):
+            del node.model
+    assert sized == default
 
 
 def count_discriminator_parameters(cfg, vocab_size=30522):
@@ -50,8 +43,15 @@ def test_parameter_counts_match_the_published_discriminators(compose_pretrain, m
 
 
 def test_command_line_choices_reach_the_objects(compose_pretrain):
-    cfg = compose_pretrain("model=small", "tokenizer=bert_uncased", "masking.mask_prob=0.25", *FAST[:-3],
-                           "data.num_workers=0", "data.max_seq_length=64", "data.batch_size=4")
+    cfg = compose_pretrain(
+        "model=small",
+        "tokenizer=bert_uncased",
+        "masking.mask_prob=0.25",
+        *FAST[:-3],
+        "data.num_workers=0",
+        "data.max_seq_length=64",
+        "data.batch_size=4",
+    )
     tokenizer, datamodule, module = build(cfg)
     assert datamodule.collator.mask_prob == 0.25
     assert datamodule.collator.max_predictions == int((0.25 + 0.005) * 64)
@@ -60,6 +60,7 @@ def test_command_line_choices_reach_the_objects(compose_pretrain):
     assert module.generator.encoder.embeddings is module.main_model.encoder.embeddings
 
 
+@pytest.mark.slow
 def test_fast_dev_run(compose_pretrain, tmp_path):
     cfg = compose_pretrain(*FAST, "+trainer.fast_dev_run=2")
     metrics = train(cfg)
@@ -67,6 +68,7 @@ def test_fast_dev_run(compose_pretrain, tmp_path):
     assert (tmp_path / "run" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_every_group_option_composes(compose_pretrain):
     for group, options in config_groups().items():
         for option in options:
@@ -86,7 +88,7 @@ def test_every_group_option_composes(compose_pretrain):
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("value", ["1.5", "0", "-0.1", "1.0"])
 def test_mask_prob_outside_0_1(compose_pretrain, value):
-    with pytest.raises(ConfigError, match=rf"^masking.mask_prob={value} is outside \(0, 1\)"):
+    with pytest.raises(ConfigError, match=rf"^masking.mask_prob={float(value)} is outside \(0, 1\)"):
         validate_config(compose_pretrain(f"masking.mask_prob={value}"))
 
 
@@ -98,16 +100,72 @@ def test_sequence_longer_than_positions(compose_pretrain):
 def test_other_bad_values(compose_pretrain):
     with pytest.raises(ConfigError, match="model.discriminator=\\['hiden_size'\\] has unknown keys"):
         validate_config(compose_pretrain("+model.discriminator.hiden_size=3"))
-    with pytest.raises(ConfigError, match="model.generator_fraction=2 must be in \\(0, 1\\]"):
+    with pytest.raises(ConfigError, match="^model.generator_fraction=2.0 must be in \\(0, 1\\]; the paper uses 1/4"):
         validate_config(compose_pretrain("model.generator_fraction=2"))
-    with pytest.raises(ConfigError, match="model: embedding_sharing='tied' is not one of shared, untied, all, gdes"):
+    with pytest.raises(ConfigError, match="^model.embedding_sharing='tied' is not one of shared, untied, all, gdes$"):
         validate_config(compose_pretrain("model.embedding_sharing=tied"))
     with pytest.raises(ConfigError, match="trainer.max_steps=-1 must be a positive integer"):
         validate_config(compose_pretrain("trainer.max_steps=-1"))
-    with pytest.raises(ConfigError, match="^data.packing=greedy is not a packing mode; choose one of: document, packed$"):
+    with pytest.raises(
+        ConfigError, match="^data.packing=greedy is not a packing mode; choose one of: document, packed$"
+    ):
         validate_config(compose_pretrain("data.packing=greedy"))
     with pytest.raises(ConfigError, match=r"^data.short_seq_prob=1.5 is outside \[0, 1\]$"):
         validate_config(compose_pretrain("data.short_seq_prob=1.5"))
+
+
+def test_each_rule_is_checked_once_where_its_keys_live(compose_pretrain):
+    with pytest.raises(ConfigError, match=r"^model.discriminator.hidden_size=128 is not divisible by num_heads=3$"):
+        validate_config(compose_pretrain("model.discriminator.num_heads=3"))
+    with pytest.raises(
+        ConfigError, match=r"^masking.max_predictions=200 must be null or in \[1, data.max_seq_length=128\]$"
+    ):
+        validate_config(compose_pretrain("masking.max_predictions=200"))
+    with pytest.raises(ConfigError, match=r"^float32_matmul_precision=low is not one of: highest, high, medium$"):
+        validate_config(compose_pretrain("float32_matmul_precision=low"))
+    with pytest.raises(
+        ConfigError,
+        match=r"^batch_tokens=131072 was replaced by global_batch_size \(sequences per "
+        r"optimizer step\): use global_batch_size=1024$",
+    ):
+        validate_config(compose_pretrain("batch_tokens=131072"))
+    with pytest.raises(ConfigError, match=r"^lr_schedule.warmup_steps=-1 must be a non-negative integer$"):
+        validate_config(compose_pretrain("lr_schedule.warmup_steps=-1"))
+    schema = validate_config(compose_pretrain("model.generator={hidden_size:64}"))
+    assert schema.model.generator_sizes().hidden_size == 64 and schema.masking.predictions(128) == 19
+
+
+def test_a_collator_built_in_code_gets_the_configs_check_and_message():
+    from electra_lit.data import MaskingCollator, SpecialTokenIds
+
+    special = SpecialTokenIds(pad=0, unk=1, cls=2, sep=3, mask=4)
+    with pytest.raises(ConfigError, match=r"^masking.mask_prob=1.5 is outside \(0, 1\)"):
+        MaskingCollator(special_token_ids=special, max_seq_length=128, mask_prob=1.5)
+    with pytest.raises(
+        ConfigError, match=r"^masking.max_predictions=200 must be null or in \[1, data.max_seq_length=128\]$"
+    ):
+        MaskingCollator(special_token_ids=special, max_seq_length=128, max_predictions=200)
+
+
+def test_hydra_refuses_unknown_keys_and_wrong_types_itself(compose_pretrain):
+    from hydra.errors import ConfigCompositionException
+
+    for override in ("masking.mask_rate=0.2", "data.batch_size=many", "model.discriminator.num_layers=1.5", "seed=x"):
+        with pytest.raises(ConfigCompositionException):
+            compose_pretrain(override)
+    cfg = compose_pretrain("+trainer.fast_dev_run=2", "objective.disc_weight=10")  # open nodes take their class's keys
+    assert cfg.trainer.fast_dev_run == 2 and cfg.objective.disc_weight == 10
+
+
+def test_every_entry_point_composes_with_its_schema():
+    from electra_lit.config.schema import SCHEMAS
+
+    with initialize_config_module("electra_lit.conf", version_base="1.3"):
+        for name, schema in SCHEMAS.items():
+            cfg = compose(
+                name, overrides=["init_from=x"] if name == "finetune" else ["out_dir=x"] if "_" in name else []
+            )
+            assert OmegaConf.get_type(cfg) is schema, name
 
 
 def test_missing_checkpoint_fails_before_building_anything(compose_pretrain, tmp_path):
@@ -117,22 +175,41 @@ def test_missing_checkpoint_fails_before_building_anything(compose_pretrain, tmp
 
 
 def test_unknown_group_option_lists_the_choices():
-    with pytest.raises(ConfigError, match="^model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny$"):
+    with pytest.raises(
+        ConfigError,
+        match="^model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny$",
+    ):
         check_group_choices(["model=huge"])
     with pytest.raises(ConfigError, match="^trainer=tpuv5:"):
         check_group_choices(["trainer=cpu,tpuv5"])
     check_group_choices(["model=small,base", "masking.mask_prob=0.2", "logger=null", "+foo=bar"])
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_before_training(tmp_path):
     for args, expected in [
         (["model=huge"], "model=huge: no such option in config group 'model'; choose one of: base, large, small, tiny"),
         (["masking.mask_prob=1.5"], "masking.mask_prob=1.5 is outside (0, 1)"),
+        (["masking.mask_prob=abc"], "masking.mask_prob=abc: Value 'abc' of type 'str' could not be converted to Float"),
+        (
+            ["masking.mask_rate=0.2"],
+            "Could not override 'masking.mask_rate'. To append to your config use "
+            "+masking.mask_rate=0.2: Key 'mask_rate' not in 'MaskingConfig'",
+        ),
         (["data.corpus.paths=/no/such/corpus"], "data.corpus.paths: '/no/such/corpus' is no file or folder"),
     ]:
         result = subprocess.run(
-            [sys.executable, "-m", "electra_lit.cli.pretrain", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path}", *args],
-            capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "electra_lit.cli.pretrain",
+                f"run_dir={tmp_path / 'run'}",
+                f"cache_dir={tmp_path}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 2, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("electra-pretrain: error:")]
@@ -161,6 +238,7 @@ def test_run_names_are_short_stable_and_distinct():
         ("all_tokens_mlm", {"gen_loss", "mlm_loss", "gen_acc", "mlm_acc"}),
     ],
 )
+@pytest.mark.slow
 def test_each_objective_is_one_override_away(compose_pretrain, objective, logged):
     cfg = compose_pretrain(*FAST, f"objective={objective}", "trainer.max_steps=2", "trainer.val_check_interval=2")
     metrics = train(cfg)
@@ -176,10 +254,12 @@ def test_mlm_objective_uses_berts_masking_and_no_generator(compose_pretrain):
 
 
 def test_sharing_and_generator_size_errors_are_config_errors(compose_pretrain):
-    with pytest.raises(ConfigError, match="^model: embedding_sharing='all' shares every weight"):
+    with pytest.raises(ConfigError, match="^model.embedding_sharing='all' shares every weight"):
         validate_config(compose_pretrain("model.embedding_sharing=all"))
     validate_config(compose_pretrain("model.embedding_sharing=all", "model.generator_fraction=1.0"))
     with pytest.raises(ConfigError, match="^model: generator hidden_size=512 is larger than the discriminator's 128"):
         validate_config(compose_pretrain("model.generator={hidden_size:512}"))
-    with pytest.raises(ConfigError, match="^masking.random_token_prob=0.2 must be in \\[0, 1 - masking.mask_token_prob = 0.15\\]"):
+    with pytest.raises(
+        ConfigError, match="^masking.random_token_prob=0.2 must be in \\[0, 1 - masking.mask_token_prob = 0.15\\]"
+    ):
         validate_config(compose_pretrain("masking.random_token_prob=0.2"))

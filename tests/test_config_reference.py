@@ -1,14 +1,17 @@
-"""docs/configuration.md: every key of conf/ has a meaning, and the reference matches conf/."""
+"""docs/configuration.md: every schema field and every key conf/ sets has a meaning, and the
+reference matches the schemas and conf/."""
 
 import importlib.util
 import textwrap
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from electra_lit.config import reference as ref
 from electra_lit.cli.entry import config_groups
+from electra_lit.config import reference as ref
 
 
 @pytest.fixture(scope="module")
@@ -17,48 +20,32 @@ def tree():
 
 
 def test_every_key_has_a_meaning(tree):
-    missing = tree.missing_meanings()
+    missing = tree.missing()
     assert not missing, (
-        "keys without a meaning: add a comment after the value (`key: value  # what it does`) "
-        "or on the line above the key, then run `" + ref.REGENERATE + "`:\n"
-        + "\n".join(f"  conf/{key.file}:{key.line}: {key.path}" for key in missing)
-    )
-
-
-def test_every_file_says_what_it_is(tree):
-    missing = tree.missing_descriptions()
-    assert not missing, "files without a leading comment saying what they are:\n" + "\n".join(
-        f"  conf/{conf.rel}:1" for conf in missing
+        "without a meaning: give a schema field a comment at the end of its line, a YAML key a comment "
+        "after its value (`key: value  # what it does`), a file a leading comment; then run `"
+        + ref.REGENERATE
+        + "`:\n"
+        + "\n".join(f"  {problem}" for problem in missing)
     )
 
 
 def test_reference_is_up_to_date(tree):
     expected = ref.generate(tree)
     actual = ref.DOC_PATH.read_text(encoding="utf-8") if ref.DOC_PATH.is_file() else ""
-    assert actual == expected, f"docs/configuration.md is out of date with conf/: run `{ref.REGENERATE}`"
+    assert actual == expected, f"docs/configuration.md is out of date: run `{ref.REGENERATE}`"
 
 
-def test_reference_has_every_group_and_option(tree):
+def test_reference_has_every_entry_point_group_and_option(tree):
     text = ref.generate(tree)
     for group, options in config_groups().items():
+        assert f"### Group: {group}\n" in text or not options  # hydra/: its launcher group
         for option in options:
-            assert f"#### {group}={option}\n" in text or f"#### {group}: shared by every option ({option}.yaml)" in text
-    for entry_point in ref.ENTRY_POINTS.values():
-        assert f"### {entry_point} (" in text
-    assert "#### hydra/launcher=slurm" in text
-
-
-def _has_path(node, parts: list[str]) -> bool:
-    """Whether a plain nested dict holds a dotted path; keys may themselves contain dots
-    (the Optuna search space's `optimizer.lr`)."""
-    if not parts:
-        return True
-    if not isinstance(node, dict):
-        return False
-    return any(
-        ".".join(parts[:n]) in node and _has_path(node[".".join(parts[:n])], parts[n:])
-        for n in range(len(parts), 0, -1)
-    )
+            assert f"#### {group}={option}\n" in text
+    for name, command in ref.ENTRY_POINTS.items():
+        assert f"### {command} ({name}.yaml)" in text
+    assert "#### hydra/launcher=slurm" in text and "#### task: shared by every option (_glue.yaml)" in text
+    assert "| `masking.mask_prob` | `float` | `0.15` | share of real tokens the generator predicts" in text
 
 
 def _plugin(name: str) -> bool:
@@ -66,35 +53,59 @@ def _plugin(name: str) -> bool:
 
 
 def _compositions(tree):
-    """(entry point, overrides, files whose keys that composition must hold)."""
-    for conf in tree.primaries():
-        if conf.name in ref.ENTRY_POINTS:
-            yield conf.name, [], [conf, *tree.composed(conf)]
+    """(entry point, overrides, the keys that composition must hold)."""
+    for name in ref.ENTRY_POINTS:
+        keys = [key.path for key in tree.schemas[name]] + list(tree.files[f"{name}.yaml"].values)
+        yield name, [], keys
     for group, files in tree.groups().items():
-        entry_point = "finetune" if group == "task" else "pretrain"
+        if group == "hparams_search" and not _plugin("hydra_optuna_sweeper"):
+            continue
+        if group == "hydra/launcher" and not _plugin("hydra_submitit_launcher"):
+            continue
         for conf in files:
-            if conf.name.startswith("_"):
-                continue
-            if group == "hparams_search" and not _plugin("hydra_optuna_sweeper"):
-                continue
-            if group == "hydra/launcher" and not _plugin("hydra_submitit_launcher"):
-                continue
-            yield entry_point, [f"{group}={conf.name}"], [conf, *tree.composed(conf)]
+            if not conf.name.startswith("_"):
+                yield ("finetune" if group == "task" else "pretrain"), [f"{group}={conf.name}"], list(conf.values)
 
 
-def test_documented_paths_are_where_hydra_puts_them(tree):
-    """The dotted paths of the reference exist in the composed configs: packages
-    (`# @package _global_`, hydra/launcher) and nesting are read as Hydra reads them."""
+def _has_path(node, parts: list[str]) -> bool:
+    """Whether a plain nested dict holds a dotted path; keys may hold dots (Optuna's `optimizer.lr`)."""
+    if not parts:
+        return True
+    return isinstance(node, dict) and any(
+        ".".join(parts[:n]) in node and _has_path(node[".".join(parts[:n])], parts[n:])
+        for n in range(len(parts), 0, -1)
+    )
+
+
+@pytest.mark.slow
+def test_documented_keys_are_where_hydra_puts_them(tree):
+    """Schema keys and the values the files set are at their documented paths in the composed
+    configs: packages (`# @package _global_`, hydra/launcher) are read as Hydra reads them."""
     wrong = []
     with initialize_config_module(ref.CONFIG_PACKAGE, version_base="1.3"):
-        for entry_point, overrides, files in _compositions(tree):
-            cfg = compose(entry_point, overrides=overrides, return_hydra_config=True)
+        for entry_point, overrides, keys in _compositions(tree):
+            required = ["init_from=x"] if entry_point == "finetune" else []
+            cfg = compose(entry_point, overrides=[*required, *overrides], return_hydra_config=True)
             plain = OmegaConf.to_container(cfg, resolve=False)
             wrong += [
-                f"{entry_point} {' '.join(overrides)}: conf/{key.file}:{key.line}: {key.path}"
-                for conf in files for key in conf.keys if not _has_path(plain, key.path.split("."))
+                f"{entry_point} {' '.join(overrides)}: {key}" for key in keys if not _has_path(plain, key.split("."))
             ]
     assert not wrong, "documented keys missing from the composed config:\n" + "\n".join(wrong)
+
+
+# ------------------------------------------------------------------ the generator on a small tree
+@dataclass
+class Inner:
+    size: int = 2  # how big
+    rate: float = 0.5
+
+
+@dataclass
+class Toy:
+    seed: int = 1  # the seed
+    inner: Inner = field(default_factory=Inner)  # a nested part
+    trainer: Any = None  # an open node
+    name: str = "???"  # required
 
 
 def _write(root, rel, text):
@@ -105,83 +116,88 @@ def _write(root, rel, text):
 
 @pytest.fixture
 def small_tree(tmp_path):
-    _write(tmp_path, "pretrain.yaml", """
-        # The entry point; this comment is the file's, not seed's.
-        seed: 1  # the seed
-        # a comment above,
-        # on two lines
-        lr: 0.1
-        steps: 3  # an inline comment
-          # continued below
-        # the next key's comment
-        warm: ${steps}
-        nested:  # a section
-          # the first child's comment
-          child: [a, {b: c}]
-        bare: 1
-        """)
-    _write(tmp_path, "g/_base.yaml", """
+    _write(
+        tmp_path,
+        "pretrain.yaml",
+        """
+        # The entry point; this comment is the file's, not a key's.
+        #   toy-command key=value
+        defaults:
+          - toy_schema
+          - g: opt
+        seed: 3
+        trainer:
+          steps: 3  # an inline comment
+            # continued below
+          # the next key's comment,
+          # on two lines
+          warm: ${trainer.steps}
+          bare: 1
+        """,
+    )
+    _write(
+        tmp_path,
+        "g/_base.yaml",
+        """
+        # @package _global_
         # A base.
-        _target_: pkg.Thing
-        size: 2  # how big
-        """)
-    _write(tmp_path, "g/opt.yaml", """
+        trainer:
+          size: 2  # how big, for the trainer
+        """,
+    )
+    _write(
+        tmp_path,
+        "g/opt.yaml",
+        """
+        # @package _global_
         # An option.
         defaults: [_base]
-        size: 4
-        obj:
-          _target_: pkg.Obj  # builds an Obj
-          _partial_: true
-          rel: ${.size}
-        """)
-    _write(tmp_path, "glob/x.yaml", """
-        # @package _global_
-        # A global option.
-        glob:
-          _target_: pkg.G
-          k: 1  # a k
-        other:
-          v: "2"  # a v
-        """)
-    return ref.ConfTree(tmp_path)
+        trainer:
+          size: 4
+          link: ${seed}
+          obj:
+            _target_: pkg.Obj  # builds an Obj
+            args: {a: 1}  # its arguments
+        inner:
+          size: 5
+        """,
+    )
+    return ref.ConfTree(tmp_path, schemas={"pretrain": Toy})
 
 
-def test_meanings_come_from_the_comments(small_tree):
-    entry = small_tree.files["pretrain.yaml"]
-    meanings = {key.path: key.meaning for key in entry.keys}
-    assert entry.description == ["The entry point; this comment is the file's, not seed's."]
-    assert meanings["seed"] == "the seed"
-    assert meanings["lr"] == "a comment above, on two lines"
-    assert meanings["steps"] == "an inline comment continued below"
-    assert meanings["warm"] == "the next key's comment"
-    assert meanings["nested"] == "a section"
-    assert meanings["nested.child"] == "the first child's comment"
-    assert entry.key("nested.child").default == "[a, {b: c}]"
-    assert [(k.file, k.line, k.path) for k in small_tree.missing_meanings()] == [("pretrain.yaml", 13, "bare")]
+def test_schema_keys_come_from_the_fields():
+    keys = {key.path: key for key in ref.schema_keys(Toy)}
+    assert list(keys) == ["seed", "inner", "inner.size", "inner.rate", "trainer", "name"]
+    assert (keys["seed"].type, keys["seed"].default, keys["seed"].doc) == ("int", 1, "the seed")
+    assert (keys["trainer"].type, keys["inner.size"].doc, keys["name"].default) == ("open", "how big", "???")
+    assert keys["inner.rate"].doc == "" and keys["inner.rate"].where.startswith("tests/test_config_reference.py:")
 
 
-def test_packages_targets_bases_and_interpolations(small_tree):
-    base, option, glob = (small_tree.files[rel] for rel in ("g/_base.yaml", "g/opt.yaml", "glob/x.yaml"))
-    assert small_tree.is_base(base) and not small_tree.is_base(option)
-    assert base.implementation == "pkg.Thing"
-    assert option.key("g.size").meaning == "how big"  # from the base it composes
-    obj = option.key("g.obj")
-    assert (obj.target, obj.partial, obj.meaning) == ("pkg.Obj", True, "builds an Obj")
-    assert option.key("g.obj.rel").meaning == "same as `g.obj.size`"
-    assert glob.package == "" and glob.implementation == "pkg.G"  # the group's own node builds the option
-    assert [key.path for key in glob.keys] == ["glob.k", "other", "other.v"]
-    assert glob.key("other.v").default == '"2"'
+def test_meanings_of_what_the_files_set(small_tree):
+    entry, option = small_tree.files["pretrain.yaml"], small_tree.files["g/opt.yaml"]
+    assert entry.description == ["The entry point; this comment is the file's, not a key's.", "  toy-command key=value"]
+    assert entry.defaults == ["toy_schema", "g=opt"] and option.defaults == ["_base"]
+    assert small_tree.meaning("seed", entry) == "the seed"  # a typed key: the schema's
+    assert small_tree.meaning("trainer.steps", entry) == "an inline comment continued below"
+    assert small_tree.meaning("trainer.warm", entry) == "the next key's comment, on two lines"
+    assert small_tree.meaning("trainer.size", option) == "how big, for the trainer"  # from the base it composes
+    assert small_tree.meaning("trainer.link", option) == "same as `seed`"
+    assert small_tree.meaning("inner.size", option) == "how big"
+    assert option.values["trainer.obj"] == ref.Target("pkg.Obj") and option.values["trainer.obj.args"] == {"a": 1}
+    assert small_tree.meaning("trainer.obj", option) == "builds an Obj"
+    rate = next(key for key in ref.schema_keys(Toy) if key.path == "inner.rate")
+    assert small_tree.missing() == sorted(["conf/pretrain.yaml:13: trainer.bare", f"{rate.where}: inner.rate"])
 
 
 def test_markdown_of_a_small_tree(small_tree):
     text = ref.generate(small_tree)
-    assert text.startswith("# Configuration reference\n")
-    assert ref.REGENERATE in text
-    assert "| `pretrain.yaml`" not in text
-    assert "#### g: shared by every option (_base.yaml)" in text
-    assert "| `g.obj` | implemented by `pkg.Obj` (partial) | builds an Obj |" in text
-    assert "| `bare` | `1` |  |" in text
-    assert "Implementation: `pkg.G`." in text
+    assert text.startswith("# Configuration reference\n") and ref.REGENERATE in text
+    assert "```bash\ntoy-command key=value\n```" in text
+    assert "| `inner.size` | `int` | `2` | how big |" in text
+    assert "| `name` | `str` | `???` | required |" in text
+    assert "#### g=opt\n" in text and "#### g: shared by every option (_base.yaml)\n" in text
+    assert "| `trainer.obj` | implemented by `pkg.Obj` | builds an Obj |" in text
+    assert "| `trainer.bare` | `1` |  |" in text
 
 
 def test_write_flag(tmp_path, tree):

@@ -26,7 +26,8 @@ from electra_lit.errors import ConfigError
 def test_builtin_corpus_is_six_novels_one_document_per_chapter():
     corpus = TextCorpus()
     assert sorted(p.name for p in corpus.files) == sorted(
-        f"{n}.txt.gz" for n in ["emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility"]
+        f"{n}.txt.gz"
+        for n in ["emma", "mansfieldpark", "northangerabbey", "persuasion", "prideprejudice", "sensesensibility"]
     )
     documents = list(corpus.documents())
     assert len(documents) == 269  # chapters of the six novels
@@ -39,7 +40,9 @@ def test_document_modes(tmp_path):
     with gzip.open(tmp_path / "b.txt.gz", "wt") as f:
         f.write("No headings here. At all.\n\nSecond paragraph.\n")
     assert list(TextCorpus(str(tmp_path)).documents()) == [
-        ["One.", "Two!", "Three?"], ["Four."], ["No headings here.", "At all.", "Second paragraph."]
+        ["One.", "Two!", "Three?"],
+        ["Four."],
+        ["No headings here.", "At all.", "Second paragraph."],
     ]
     assert len(list(TextCorpus(str(tmp_path), document="file").documents())) == 2
     paragraphs = list(TextCorpus(str(tmp_path / "*.txt"), document="paragraph").documents())
@@ -48,13 +51,17 @@ def test_document_modes(tmp_path):
 
 def test_sentence_split_keeps_abbreviations_and_quotes():
     assert split_sentences('Mr. Knightley came. "Is it so?" said Emma. Yes.') == [
-        "Mr. Knightley came.", '"Is it so?" said Emma.', "Yes."
+        "Mr. Knightley came.",
+        '"Is it so?" said Emma.',
+        "Yes.",
     ]
     assert split_sentences("Mrs. Weston left. Then _she_ spoke!") == ["Mrs. Weston left.", "Then _she_ spoke!"]
 
 
 def test_missing_corpus_path_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"data.corpus.paths: '.*nothing\*.txt' is no file or folder and matches no file"):
+    with pytest.raises(
+        ConfigError, match=r"data.corpus.paths: '.*nothing\*.txt' is no file or folder and matches no file"
+    ):
         TextCorpus(str(tmp_path / "nothing*.txt"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="holds no .txt or .txt.gz file"):
@@ -68,7 +75,12 @@ def test_bert_vocab_ids(bert_tokenizer):
     assert bert_tokenizer.get_vocab_size() == 30522
     assert SpecialTokenIds.from_tokenizer(bert_tokenizer) == SpecialTokenIds(pad=0, unk=100, cls=101, sep=102, mask=103)
     assert bert_tokenizer.encode("It is a truth universally acknowledged", add_special_tokens=False).tokens == [
-        "it", "is", "a", "truth", "universally", "acknowledged"
+        "it",
+        "is",
+        "a",
+        "truth",
+        "universally",
+        "acknowledged",
     ]
 
 
@@ -138,7 +150,9 @@ def test_single_segment_and_short_sequence_rates():
     docs = synthetic_documents(n_docs=400, seed=1)
 
     def pack(single, short):
-        return pack_documents(docs, 128, CLS, SEP, PAD, random.Random(0), single_segment_prob=single, short_seq_prob=short)
+        return pack_documents(
+            docs, 128, CLS, SEP, PAD, random.Random(0), single_segment_prob=single, short_seq_prob=short
+        )
 
     assert single_segment_share(pack(1.0, 0.0)) == 1.0
     never, default = single_segment_share(pack(0.0, 0.0)), single_segment_share(pack(0.1, 0.0))
@@ -157,8 +171,15 @@ def test_long_sentences_are_cut_at_max_length():
 # ---------------------------------------------------------------- datamodule
 def make_datamodule(tokenizer, **kw):
     masking = lambda **k: MaskingCollator(mask_prob=0.15, **k)  # noqa: E731
-    args = dict(corpus=TextCorpus(), tokenizer=tokenizer, masking=masking, max_seq_length=64,
-                batch_size=8, num_workers=0, seed=3)
+    args = dict(
+        corpus=TextCorpus(),
+        tokenizer=tokenizer,
+        masking=masking,
+        max_seq_length=64,
+        batch_size=8,
+        num_workers=0,
+        seed=3,
+    )
     return PretrainDataModule(**{**args, **kw})
 
 
@@ -174,6 +195,7 @@ def test_datamodule_batches(austen_tokenizer):
     assert len(dm.val_set) >= 8 and len(dm.train_set) > 20 * len(dm.val_set)
 
 
+@pytest.mark.slow
 def test_validation_documents_are_held_out(austen_tokenizer):
     dm = make_datamodule(austen_tokenizer, max_seq_length=256)
     dm.setup("fit")
@@ -182,6 +204,7 @@ def test_validation_documents_are_held_out(austen_tokenizer):
     assert not train_rows & val_rows
 
 
+@pytest.mark.slow
 def test_same_seed_same_batches(austen_tokenizer):
     first, second = make_datamodule(austen_tokenizer), make_datamodule(austen_tokenizer)
     first.setup("fit"), second.setup("fit")

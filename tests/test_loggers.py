@@ -2,14 +2,18 @@
 
 import csv
 
+import pytest
+
 from conftest import FAST
 from electra_lit.runs.pretrain import train
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_lives_in_run_dir(compose_pretrain, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = compose_pretrain(*FAST, "logger=wandb", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
-                           "trainer.val_check_interval=2")
+    cfg = compose_pretrain(
+        *FAST, "logger=wandb", "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.val_check_interval=2"
+    )
     train(cfg)
     run_dir = tmp_path / "run"
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
@@ -17,6 +21,7 @@ def test_wandb_offline_run_lives_in_run_dir(compose_pretrain, tmp_path, monkeypa
     assert (run_dir / "metrics.csv").is_file()  # logger=wandb keeps the CSV too
 
 
+@pytest.mark.slow
 def test_no_logger(compose_pretrain, tmp_path):
     metrics = train(compose_pretrain(*FAST, "logger=none", "trainer.max_steps=2", "trainer.val_check_interval=2"))
     assert metrics["val/loss"] > 0
@@ -24,6 +29,7 @@ def test_no_logger(compose_pretrain, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow
 def test_metrics_csv_is_flat_and_named(compose_pretrain, tmp_path):
     train(compose_pretrain(*FAST, "trainer.max_steps=4", "trainer.log_every_n_steps=2", "trainer.val_check_interval=4"))
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))

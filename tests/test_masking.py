@@ -60,7 +60,9 @@ def test_a_batch_shorter_than_the_cap_keeps_the_static_shapes():
 
 def test_never_masks_special_tokens_or_padding_and_never_twice():
     batch = collator()([example(i, n, segment_b_at=20) for i, n in enumerate([128, 90, 30, 64])])
-    original = torch.stack([torch.as_tensor(example(i, n, segment_b_at=20)["input_ids"]) for i, n in enumerate([128, 90, 30, 64])])
+    original = torch.stack(
+        [torch.as_tensor(example(i, n, segment_b_at=20)["input_ids"]) for i, n in enumerate([128, 90, 30, 64])]
+    )
     for row in range(4):
         used = batch["masked_weights"][row] > 0
         positions = batch["masked_positions"][row][used]
@@ -115,5 +117,5 @@ def test_missing_key_is_explained():
 
 @pytest.mark.parametrize("p", [0.0, 1.0, -0.1, 1.5])
 def test_mask_prob_outside_0_1_is_refused(p):
-    with pytest.raises(ValueError, match=f"mask_prob={p} must be in \\(0, 1\\)"):
+    with pytest.raises(ValueError, match=f"^masking.mask_prob={p} is outside \\(0, 1\\)"):
         collator(mask_prob=p)

@@ -31,7 +31,9 @@ def test_metrics_count_real_tokens_and_used_slots_only():
 def test_mlm_accuracy_for_mlm_objectives():
     out = PretrainOutput(
         loss=torch.tensor(0.0),
-        mlm=TokenPredictions(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0]), torch.tensor([1.0, 1.0, 1.0, 0.0])),
+        mlm=TokenPredictions(
+            torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0]), torch.tensor([1.0, 1.0, 1.0, 0.0])
+        ),
     )
     updated = PretrainMetrics(vocab_size=6)(out)
     assert sorted(updated) == ["mlm_acc"]

@@ -7,8 +7,9 @@ from electra_lit.models import Discriminator, EncoderConfig, build_models, gener
 
 
 def small_config(**kw):
-    base = dict(vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
-                embedding_size=16, dropout=0.0)
+    base = dict(
+        vocab_size=120, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, embedding_size=16, dropout=0.0
+    )
     return EncoderConfig(**{**base, **kw})
 
 
@@ -30,7 +31,8 @@ def test_generator_head_runs_only_at_masked_positions():
     hidden = gen.encoder(ids, types, mask)
     full = torch.nn.functional.linear(
         gen.head_norm(torch.nn.functional.gelu(gen.head_dense(hidden))),
-        gen.encoder.embeddings.word.weight, gen.output_bias,
+        gen.encoder.embeddings.word.weight,
+        gen.output_bias,
     )
     picked = full.gather(1, positions[..., None].expand(-1, -1, 120))
     torch.testing.assert_close(logits, picked)

@@ -68,11 +68,15 @@ def kernel(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter")
     spec = root / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "electra_lit tests",
-        "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "electra_lit tests",
+                "language": "python",
+            }
+        )
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JUPYTER_PATH", str(root))
         yield KERNEL
@@ -85,8 +89,9 @@ def execute(name: str, cwd: Path, kernel_name: str, **parameters):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     cell.source += "\n# set by tests/test_notebooks.py\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-    client = nbclient.NotebookClient(notebook, kernel_name=kernel_name, timeout=CELL_TIMEOUT,
-                                     resources={"metadata": {"path": str(cwd)}})
+    client = nbclient.NotebookClient(
+        notebook, kernel_name=kernel_name, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute()
     return notebook
 
@@ -124,15 +129,19 @@ def quickstart(tmp_path_factory, cache_dir, kernel):
     """01_quickstart.ipynb run at the tests' small sizes: 6 steps, validating twice."""
     cwd = tmp_path_factory.mktemp("notebooks")
     overrides = [*FAST, f"cache_dir={cache_dir}", "trainer.val_check_interval=3", "trainer.limit_val_batches=2"]
-    notebook = execute("01_quickstart.ipynb", cwd, kernel, MAX_STEPS=6, RUN_DIR="runs/quickstart",
-                       EXTRA_OVERRIDES=overrides)
+    notebook = execute(
+        "01_quickstart.ipynb", cwd, kernel, MAX_STEPS=6, RUN_DIR="runs/quickstart", EXTRA_OVERRIDES=overrides
+    )
     return notebook, cwd
 
 
-SPAN = re.compile(r'<span class="token" data-original="([^"]*)" data-p="([0-9.]+)" data-replaced="([01])"'
-                  r'[^>]*style="background-color: rgb\(255, (\d+), (\d+)\);')
+SPAN = re.compile(
+    r'<span class="token" data-original="([^"]*)" data-p="([0-9.]+)" data-replaced="([01])"'
+    r'[^>]*style="background-color: rgb\(255, (\d+), (\d+)\);'
+)
 
 
+@pytest.mark.slow
 def test_quickstart_pretrains_and_shows_a_sentence_and_the_losses(quickstart):
     notebook, cwd = quickstart
     run_dir = cwd / "runs" / "quickstart"
@@ -167,10 +176,19 @@ def test_quickstart_pretrains_and_shows_a_sentence_and_the_losses(quickstart):
         assert sum(bool(row.split(",")[column]) for row in rows[1:]) >= 2, f"too few {name} points to plot"
 
 
+@pytest.mark.slow
 def test_finetune_reports_dev_metrics_and_a_confusion_matrix(quickstart, kernel):
     _, cwd = quickstart
-    notebook = execute("02_finetune.ipynb", cwd, kernel, QUICKSTART_RUN_DIR="runs/quickstart",
-                       N_TRAIN=96, N_DEV=48, EPOCHS=2, EXTRA_OVERRIDES=["batch_size=16"])
+    notebook = execute(
+        "02_finetune.ipynb",
+        cwd,
+        kernel,
+        QUICKSTART_RUN_DIR="runs/quickstart",
+        N_TRAIN=96,
+        N_DEV=48,
+        EPOCHS=2,
+        EXTRA_OVERRIDES=["batch_size=16"],
+    )
     assert printed_line(notebook, "fine-tuning from") == "fine-tuning from runs/quickstart/checkpoints/last.ckpt"
     assert len((cwd / "runs" / "notebook_synthetic_sst2" / "train.tsv").read_text().splitlines()) == 97
 

@@ -8,7 +8,13 @@ from electra_lit.lit import ElectraPretrainModule
 from electra_lit.optim import electra_lr_lambda, parameter_groups
 
 MODEL = {
-    "discriminator": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "embedding_size": 16},
+    "discriminator": {
+        "hidden_size": 32,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 64,
+        "embedding_size": 16,
+    },
     "generator_fraction": 0.25,
     "embedding_sharing": "shared",
 }
@@ -16,7 +22,8 @@ MODEL = {
 
 def module(warmup_steps=10):
     return ElectraPretrainModule(
-        model=MODEL, vocab_size=100,
+        model=MODEL,
+        vocab_size=100,
         objective={"_target_": "electra_lit.objectives.ReplacedTokenDetection", "disc_weight": 50.0},
         optimizer={"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-6, "weight_decay": 0.01},
         lr_schedule={"warmup_steps": warmup_steps},
@@ -34,8 +41,13 @@ def test_no_weight_decay_on_layernorm_and_biases():
     assert all(n.endswith("weight") and "norm" not in n for n in decayed)
     in_group = lambda p, group: any(p is q for q in group["params"])  # noqa: E731
     d = m.main_model
-    for p in (d.encoder.embeddings.norm.weight, d.encoder.layers[0].attention_norm.weight,
-              d.encoder.layers[0].qkv.bias, m.generator.output_bias, m.generator.head_norm.weight):
+    for p in (
+        d.encoder.embeddings.norm.weight,
+        d.encoder.layers[0].attention_norm.weight,
+        d.encoder.layers[0].qkv.bias,
+        m.generator.output_bias,
+        m.generator.head_norm.weight,
+    ):
         assert in_group(p, no_decay)
     for p in (d.encoder.embeddings.word.weight, d.encoder.layers[0].qkv.weight, d.head_dense.weight):
         assert in_group(p, decay)

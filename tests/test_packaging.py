@@ -5,6 +5,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -15,10 +17,24 @@ def test_every_config_group_is_a_listed_package():
     assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {missing}"
 
 
+@pytest.mark.slow
 def test_wheel_holds_configs_corpus_and_vocab(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("electra_lit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

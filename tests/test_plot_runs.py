@@ -23,8 +23,15 @@ def _load_script():
 
 plot_runs = _load_script()
 
-TRAIN = ["train/loss", "train/gen_loss", "train/disc_loss", "train/gen_acc", "train/disc_acc",
-         "train/replaced_frac", "train/lr"]
+TRAIN = [
+    "train/loss",
+    "train/gen_loss",
+    "train/disc_loss",
+    "train/gen_acc",
+    "train/disc_acc",
+    "train/replaced_frac",
+    "train/lr",
+]
 VAL = ["val/loss", "val/gen_loss", "val/disc_loss", "val/gen_acc", "val/disc_acc", "val/replaced_frac"]
 PERF = ["perf/tokens_per_s", "perf/samples_per_s"]
 
@@ -43,7 +50,9 @@ def write_metrics(run_dir: Path, scale: float, perf: bool = True, steps: int = 3
             row.update({"perf/tokens_per_s": scale * 4000 + step, "perf/samples_per_s": scale * 30})
         rows.append(row)
         if step % 10 == 9:
-            rows.append({"epoch": 0, "step": step, **{name: scale * (0.5 if "loss" not in name else 30) for name in VAL}})
+            rows.append(
+                {"epoch": 0, "step": step, **{name: scale * (0.5 if "loss" not in name else 30) for name in VAL}}
+            )
     with open(run_dir / "metrics.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
@@ -82,8 +91,19 @@ def test_one_png_per_group(runs, tmp_path, capsys):
 def test_chosen_metrics_labels_and_smoothing(runs, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "chosen"
-    args = [*map(str, runs), "--out", str(out), "--metrics", "train/loss", "train/lr", "--labels", "15%", "25%",
-            "--smooth", "0.6"]
+    args = [
+        *map(str, runs),
+        "--out",
+        str(out),
+        "--metrics",
+        "train/loss",
+        "train/lr",
+        "--labels",
+        "15%",
+        "25%",
+        "--smooth",
+        "0.6",
+    ]
     assert plot_runs.main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == ["losses.png", "other.png"]
     assert_png(out / "other.png")
@@ -98,11 +118,13 @@ def test_a_run_with_only_some_columns(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["losses.png"]
 
 
+@pytest.mark.slow
 def test_command_line(runs, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "cli"
-    result = subprocess.run([sys.executable, str(SCRIPT), *map(str, runs), "--out", str(out)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, runs), "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert_png(out / "losses.png")
 
@@ -145,8 +167,17 @@ def test_validation_rows_apart_from_training_rows(runs):
 
 
 def test_metric_groups_and_labels(tmp_path):
-    assert [plot_runs.metric_group(n) for n in ["train/gen_loss", "val/disc_acc", "val/accuracy_mm",
-                                                "perf/tokens_per_s", "train/lr"]] == \
-        ["losses", "accuracies", "accuracies", "throughput", "other"]
+    assert [
+        plot_runs.metric_group(n)
+        for n in [
+            "train/gen_loss",
+            "val/disc_acc",
+            "val/accuracy_mm",
+            "perf/tokens_per_s",
+            "train/device/items_per_sec",
+            "train/device/mfu",
+            "train/lr",
+        ]
+    ] == ["losses", "accuracies", "accuracies", "throughput", "throughput", "throughput", "other"]
     assert plot_runs.run_labels([Path("/r/a/default"), Path("/r/b/default")]) == ["a/default", "b/default"]
     assert plot_runs.run_labels([Path("/r/seed=1"), Path("/r/seed=2")]) == ["seed=1", "seed=2"]

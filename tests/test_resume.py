@@ -14,20 +14,35 @@ from electra_lit.runs.pretrain import train
 def shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards") / "austen-64"
     with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose("prepare_data", overrides=[f"out_dir={out}", "data.max_seq_length=64", "data.val_documents=5",
-                                                 "rows_per_shard=2000", "run_dir=unused"])
+        cfg = compose(
+            "prepare_data",
+            overrides=[
+                f"out_dir={out}",
+                "data.max_seq_length=64",
+                "data.val_documents=5",
+                "rows_per_shard=2000",
+                "run_dir=unused",
+            ],
+        )
     prepare(cfg)
     return out
 
 
 SOURCES = {
     "builtin": [],
-    "text-streaming": ["data=text", f"data.corpus.paths={builtin_corpus_dir()}", "data.corpus.document=chapter",
-                       "data.streaming=true", "data.val_documents=5", "tokenizer=bert_uncased"],
+    "text-streaming": [
+        "data=text",
+        f"data.corpus.paths={builtin_corpus_dir()}",
+        "data.corpus.document=chapter",
+        "data.streaming=true",
+        "data.val_documents=5",
+        "tokenizer=bert_uncased",
+    ],
     "shards": ["data=shards", "tokenizer=pretrained"],
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("source", list(SOURCES))
 def test_resumed_run_feeds_the_same_batches(compose_pretrain, tmp_path, source, workers, request):
@@ -35,8 +50,14 @@ def test_resumed_run_feeds_the_same_batches(compose_pretrain, tmp_path, source, 
     if source == "shards":
         directory = request.getfixturevalue("shards")
         overrides += [f"data.shards={directory}", f"tokenizer.path={directory / 'tokenizer'}"]
-    common = [*FAST, *overrides, f"data.num_workers={workers}", "trainer.val_check_interval=4",
-              "trainer.limit_val_batches=2", "+callbacks.recorder._target_=conftest.BatchRecorder"]
+    common = [
+        *FAST,
+        *overrides,
+        f"data.num_workers={workers}",
+        "trainer.val_check_interval=4",
+        "trainer.limit_val_batches=2",
+        "+callbacks.recorder._target_=conftest.BatchRecorder",
+    ]
 
     BatchRecorder.seen.clear()
     train(compose_pretrain(*common, "trainer.max_steps=8", run_dir=tmp_path / "straight"))

@@ -1,7 +1,6 @@
 """Corpora from every kind of source, tokenizers from folders, the two packing modes, and the
 prepare and tokenizer commands."""
 
-import gzip
 import json
 import logging
 import random
@@ -13,9 +12,9 @@ from hydra import compose, initialize_config_module
 from conftest import FAST, build
 from electra_lit.data import HubCorpus, TableCorpus, TextCorpus, load_tokenizer, pack_documents, save_tokenizer
 from electra_lit.data.pretraining.packing import SequenceBuilder
-from electra_lit.errors import ConfigError
 from electra_lit.data.pretraining.prepare import prepare
 from electra_lit.data.tokenizer import train_tokenizer_from_config as train_tokenizer
+from electra_lit.errors import ConfigError
 
 PARAGRAPHS = ["The house was large. The family was happy.", "Emma spoke first. Then she left!", "A short one."]
 
@@ -101,8 +100,14 @@ def compose_tool(name, *overrides):
 
 def test_electra_tokenizer_trains_on_the_configured_corpus(tmp_path):
     folder = write_docs(tmp_path / "docs")
-    cfg = compose_tool("train_tokenizer", f"out_dir={tmp_path / 'tok'}", "data=text", f"data.corpus.paths={folder}",
-                       "vocab_size=300", "run_dir=unused")
+    cfg = compose_tool(
+        "train_tokenizer",
+        f"out_dir={tmp_path / 'tok'}",
+        "data=text",
+        f"data.corpus.paths={folder}",
+        "vocab_size=300",
+        "run_dir=unused",
+    )
     tokenizer = train_tokenizer(cfg)
     assert (tmp_path / "tok" / "vocab.txt").is_file() and (tmp_path / "tok" / "tokenizer.json").is_file()
     assert 20 < tokenizer.get_vocab_size() <= 300
@@ -114,8 +119,10 @@ def test_electra_tokenizer_trains_on_the_configured_corpus(tmp_path):
 # ------------------------------------------------------------------ packing
 def test_packed_mode_holds_whole_documents_and_pads_less(austen_tokenizer):
     rng = random.Random(0)
-    docs = [[[1000 * (d + 1) + rng.randrange(100) for _ in range(rng.randint(3, 12))] for _ in range(rng.randint(1, 4))]
-            for d in range(300)]
+    docs = [
+        [[1000 * (d + 1) + rng.randrange(100) for _ in range(rng.randint(3, 12))] for _ in range(rng.randint(1, 4))]
+        for d in range(300)
+    ]
     dense = pack_documents(docs, 64, 2, 3, 0, rng=0, mode="packed", short_seq_prob=0.0)
     sparse = pack_documents(docs, 64, 2, 3, 0, rng=0, mode="document", short_seq_prob=0.0)
     assert dense.padding_fraction() < 0.5 * sparse.padding_fraction()
@@ -144,9 +151,16 @@ def test_builder_state_round_trips():
 
 
 # ------------------------------------------------------------------ shards
+@pytest.mark.slow
 def test_prepare_data_writes_shards_and_training_reads_them(tmp_path, compose_pretrain, austen_tokenizer):
-    cfg = compose_tool("prepare_data", f"out_dir={tmp_path / 'shards'}", "data.max_seq_length=64", "data.val_documents=5",
-                       "rows_per_shard=1000", "run_dir=unused")
+    cfg = compose_tool(
+        "prepare_data",
+        f"out_dir={tmp_path / 'shards'}",
+        "data.max_seq_length=64",
+        "data.val_documents=5",
+        "rows_per_shard=1000",
+        "run_dir=unused",
+    )
     meta = prepare(cfg)
     assert meta["splits"]["train"]["rows"] > 3000 and len(meta["splits"]["train"]["shards"]) > 3
     assert meta["max_seq_length"] == 64 and meta["vocab_size"] == 30522
@@ -164,11 +178,14 @@ def test_prepare_data_writes_shards_and_training_reads_them(tmp_path, compose_pr
 
     save_tokenizer(austen_tokenizer, tmp_path / "other")
     _, mismatched, _ = build(compose_pretrain(*shards, "tokenizer=pretrained", f"tokenizer.path={tmp_path / 'other'}"))
-    with pytest.raises(ConfigError, match="prepared with another tokenizer; use it: tokenizer=pretrained tokenizer.path="):
+    with pytest.raises(
+        ConfigError, match="prepared with another tokenizer; use it: tokenizer=pretrained tokenizer.path="
+    ):
         mismatched.setup("fit")
     with pytest.raises(Exception, match="tokenizer=wordpiece trains on data.corpus, and there is none"):
         build(compose_pretrain(*shards))
-    _, longer, _ = build(compose_pretrain(*shards, "tokenizer=pretrained", f"tokenizer.path={tokenizer_dir}",
-                                          "data.max_seq_length=128"))
+    _, longer, _ = build(
+        compose_pretrain(*shards, "tokenizer=pretrained", f"tokenizer.path={tokenizer_dir}", "data.max_seq_length=128")
+    )
     with pytest.raises(ConfigError, match="data.max_seq_length=128 but data.shards=.* holds sequences of 64"):
         longer.setup("fit")

@@ -24,8 +24,9 @@ def marked_corpus(tmp_path_factory):
 
 def stream(corpus, tokenizer, **kw):
     ids = SpecialTokenIds.from_tokenizer(tokenizer)
-    builder = dict(max_seq_length=64, cls_id=ids.cls, sep_id=ids.sep, mode="document",
-                   single_segment_prob=0.1, short_seq_prob=0.05)
+    builder = dict(
+        max_seq_length=64, cls_id=ids.cls, sep_id=ids.sep, mode="document", single_segment_prob=0.1, short_seq_prob=0.05
+    )
     return StreamingSequences(corpus, tokenizer, builder, pad_id=ids.pad, seed=3, **kw)
 
 
@@ -53,7 +54,9 @@ def test_each_worker_reads_a_disjoint_part(marked_corpus, bert_tokenizer):
 def test_a_single_file_feeds_one_worker_and_the_other_stops(tmp_path, bert_tokenizer):
     """datasets gives workers whole files: with one file the idle worker ends instead of spinning."""
     (tmp_path / "one.txt").write_text(" ".join(f"The alpha house number {i} was large." for i in range(60)) + "\n")
-    loader = DataLoader(stream(TextCorpus(str(tmp_path), document="file"), bert_tokenizer), batch_size=None, num_workers=2)
+    loader = DataLoader(
+        stream(TextCorpus(str(tmp_path), document="file"), bert_tokenizer), batch_size=None, num_workers=2
+    )
     examples = list(itertools.islice(loader, 25))  # several passes over the file's ~10 sequences
     assert len(examples) == 25 and all(markers(bert_tokenizer, e) == {"alpha"} for e in examples)
 
@@ -70,8 +73,13 @@ def test_stream_resumes_exactly(marked_corpus, bert_tokenizer, workers):
     collator = MaskingCollator(special_token_ids=SpecialTokenIds.from_tokenizer(bert_tokenizer), max_seq_length=64)
 
     def loader():
-        return StatefulDataLoader(stream(marked_corpus, bert_tokenizer), batch_size=4, num_workers=workers,
-                                  collate_fn=collator, drop_last=True)
+        return StatefulDataLoader(
+            stream(marked_corpus, bert_tokenizer),
+            batch_size=4,
+            num_workers=workers,
+            collate_fn=collator,
+            drop_last=True,
+        )
 
     straight = list(itertools.islice(loader(), 30))  # crosses an epoch: ~20 sequences per pass
     first = loader()

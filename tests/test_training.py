@@ -10,6 +10,8 @@ hundreds of steps more than a test can afford (measured: still at the baseline a
 import csv
 import math
 
+import pytest
+
 from conftest import FAST
 from electra_lit.runs.pretrain import train
 
@@ -18,10 +20,17 @@ def entropy(p):
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
+@pytest.mark.slow
 def test_200_steps_lower_disc_loss_and_beat_the_all_original_baseline(compose_pretrain, tmp_path):
     cfg = compose_pretrain(
-        "model=tiny", *FAST, "tokenizer=bert_uncased", "data.batch_size=16", "optimizer.lr=5e-4",
-        "lr_schedule.warmup_steps=20", "trainer.max_steps=200", "trainer.val_check_interval=100",
+        "model=tiny",
+        *FAST,
+        "tokenizer=bert_uncased",
+        "data.batch_size=16",
+        "optimizer.lr=5e-4",
+        "lr_schedule.warmup_steps=20",
+        "trainer.max_steps=200",
+        "trainer.val_check_interval=100",
         "trainer.log_every_n_steps=1",
     )
     final = train(cfg)

@@ -9,8 +9,13 @@ import electra_lit.lit.loggers.wandb as lit_wandb
 from conftest import FAST
 from electra_lit.runs.pretrain import train
 
-SHORT = [*FAST, "logger=wandb", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
-         "trainer.log_every_n_steps=1"]
+SHORT = [
+    *FAST,
+    "logger=wandb",
+    "trainer.val_check_interval=2",
+    "trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+]
 
 
 def end_wandb():
@@ -44,6 +49,7 @@ def offline_runs(run_dir):
     return sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow
 def test_rerun_continues_the_same_wandb_run(compose_pretrain, tmp_path, monkeypatch, made_loggers):
     monkeypatch.setenv("WANDB_MODE", "offline")
     run_dir = tmp_path / "run"
@@ -69,6 +75,7 @@ def test_rerun_continues_the_same_wandb_run(compose_pretrain, tmp_path, monkeypa
     assert made_loggers[0].experiment is not second  # the first run was finished, not reused
 
 
+@pytest.mark.slow
 def test_disabled_wandb_trains_and_writes_no_run(compose_pretrain, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     metrics = train(compose_pretrain(*SHORT, "trainer.max_steps=2"))

@@ -1,18 +1,24 @@
 """The one way an electra_lit command starts: ``hydra_entry`` turns a function of the composed
 config into a console script whose foreseeable failures are one line (``PROGRAM: error: ...``,
-exit code 2), and checks ``group=option`` overrides before Hydra composes anything."""
+exit code 2), and checks ``group=option`` overrides before Hydra composes anything. A config
+that does not compose (a key the schema lacks, a value of the wrong type) is one line too."""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob
+from hydra.core.override_parser.types import Glob, Override
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from electra_lit.errors import ConfigError, one_line_errors
 
@@ -32,50 +38,122 @@ def config_groups() -> dict[str, list[str]]:
     }
 
 
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """The command line's overrides as Hydra reads them (flags left out); [] when Hydra will
+    report a syntax error itself, with its position."""
+    try:
+        return OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
+    except Exception:
+        return []
+
+
+def chosen_options(override: Override, options: list[str]) -> list[str]:
+    """The options a ``group=...`` override picks: one, a sweep's several (``a,b``, ``choice(a,b)``)
+    or a glob's matches (``glob(*)``)."""
+    value = override.value()
+    if isinstance(value, Glob):
+        return value.filter(options)
+    values = override.sweep_string_iterator() if override.is_discrete_sweep() else [value]
+    return [str(v) for v in values if v is not None]
+
+
 def check_group_choices(overrides: Sequence[str]) -> None:
     """Reject ``group=option`` overrides whose option does not exist, in one line listing the
     options. Overrides are read by Hydra's own parser, so every form of its grammar is covered:
-    ``+group@pkg=option``, sweeps ``a,b``, ``choice(a,b)``, ``glob(*)``. Malformed overrides are left
-    for Hydra to report."""
+    ``+group@pkg=option``, sweeps ``a,b``, ``choice(a,b)``, ``glob(*)``."""
     groups = config_groups()
-    try:
-        parsed = OverridesParser.create().parse_overrides([o for o in overrides if not o.startswith("-")])
-    except Exception:  # Hydra reports the syntax error itself, with its position
-        return
-    for override in parsed:
+    for override in parse_overrides(overrides):
         group = override.key_or_group
         if group not in groups or override.is_delete():
             continue
         options = groups[group]
-        value = override.value()
-        if isinstance(value, Glob):
-            chosen = value.filter(options)
-            if not chosen:
-                raise ConfigError(f"{group}={override.input_line.split('=', 1)[1]}: matches no option of config group "
-                                  f"'{group}'; the options are: {', '.join(options)}")
-            continue
-        chosen = list(override.sweep_string_iterator()) if override.is_discrete_sweep() else [value]
+        chosen = chosen_options(override, options)
+        if isinstance(override.value(), Glob) and not chosen:
+            raise ConfigError(
+                f"{group}={override.input_line.split('=', 1)[1]}: matches no option of config group "
+                f"'{group}'; the options are: {', '.join(options)}"
+            )
         for option in chosen:
-            if option is not None and str(option) not in options and str(option) != "null":
+            if option not in options and option != "null":
                 raise ConfigError(
                     f"{group}={option}: no such option in config group '{group}'; choose one of: {', '.join(options)}"
                 )
 
 
-def hydra_entry(program: str, config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
+# Lines of Hydra's and OmegaConf's messages that repeat what the first line says.
+_DETAIL = re.compile(r"^(full_key:|reference_type=|object_type=|Set the environment variable HYDRA_FULL_ERROR)")
+_RAISE = "HYDRA_FULL_ERROR"  # set: Hydra raises its errors instead of printing them
+
+
+def one_line(err: BaseException | None) -> str:
+    """An error and its causes as one line, without OmegaConf's key/type detail lines."""
+    parts: list[str] = []
+    while err is not None:
+        text = " ".join(
+            line.strip() for line in str(err).splitlines() if line.strip() and not _DETAIL.match(line.strip())
+        )
+        if text and text not in parts:
+            parts.append(text)
+        err = err.__cause__
+    return ": ".join(parts)
+
+
+@contextmanager
+def one_line_composition_errors(program: str) -> Iterator[Callable[[], None]]:
+    """Hydra prints a config that fails to compose over several lines and exits with 1. Inside,
+    HYDRA_FULL_ERROR=1 makes it raise instead, and the error prints as ``program: error: ...``
+    with exit code 2. The yielded function, called once the config is composed, unsets the
+    variable: a run's own errors are then reported as Hydra always does. A user who set
+    HYDRA_FULL_ERROR gets Hydra's full report."""
+    ours = _RAISE not in os.environ
+    if ours:
+        os.environ[_RAISE] = "1"
+    composed = False
+
+    def done() -> None:
+        nonlocal composed
+        composed = True
+        if ours:
+            os.environ.pop(_RAISE, None)
+
+    try:
+        yield done
+    except (CompactHydraException, OmegaConfBaseException) as err:
+        if not ours or composed:
+            raise
+        print(f"{program}: error: {one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        done()
+
+
+def hydra_entry(
+    program: str,
+    config_name: str,
+    run: Callable[[DictConfig], Any],
+    command_line_checks: Sequence[Callable[[Sequence[str]], None]] = (),
+) -> Callable[[], None]:
     """The console script ``program``: Hydra composes ``conf/<config_name>.yaml`` with the command
-    line and calls ``run(cfg)``; its return value is what a Hydra sweeper optimises. A
-    :class:`ConfigError` raised anywhere inside prints as one line and exits with code 2."""
+    line and calls ``run(cfg)``; its return value is what a Hydra sweeper optimises. Before that,
+    the group options and ``command_line_checks`` look at the command line. A :class:`ConfigError`
+    raised anywhere inside, and a command line the schema refuses, print as one line and exit
+    with code 2."""
+
+    composed: Callable[[], None] = lambda: None  # noqa: E731  set while Hydra composes
 
     @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name=config_name)
     def hydra_main(cfg: DictConfig) -> Any:
+        composed()
         with one_line_errors(program):
             return run(cfg)
 
     def main() -> None:
+        nonlocal composed
         with one_line_errors(program):
-            check_group_choices(sys.argv[1:])
-        hydra_main()
+            for check in (check_group_choices, *command_line_checks):
+                check(sys.argv[1:])
+        with one_line_composition_errors(program) as composed:
+            hydra_main()
 
     main.__doc__ = f"``{program}``: conf/{config_name}.yaml, run by {run.__module__}.{run.__qualname__}."
     return main

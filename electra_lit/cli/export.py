@@ -11,11 +11,15 @@ import argparse
 
 from electra_lit.errors import one_line_errors
 from electra_lit.hf import export_checkpoint
+from electra_lit.runs.run_dir import RunDir
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="electra-export", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a .ckpt written by electra-pretrain, e.g. runs/pretrain/default/checkpoints/last.ckpt")
+    parser.add_argument(
+        "checkpoint",
+        help=f"a .ckpt written by electra-pretrain, e.g. {RunDir('runs/pretrain/default').last_checkpoint}",
+    )
     parser.add_argument("out_dir", help="where to write discriminator/ (or masked_lm/) and generator/")
     args = parser.parse_args(argv)
     with one_line_errors("electra-export"):

@@ -1,278 +1,263 @@
-"""The configuration reference, docs/configuration.md, generated from the comments in conf/.
+"""The configuration reference, docs/configuration.md, generated from the schemas and conf/.
 
     python -m electra_lit.config.reference --write     # regenerate docs/configuration.md
     python -m electra_lit.config.reference             # print it
-    python -m electra_lit.config.reference --missing   # keys without a meaning, as FILE:LINE: KEY
+    python -m electra_lit.config.reference --missing   # keys without a meaning; exit 1 if any
+    python -m electra_lit.config.reference --check     # exit 1 if docs/configuration.md is out of date
 
-The YAML files are the single source: a key's meaning is the comment written next to it, so the
-reference cannot drift from the configs (tests/test_config_reference.py fails when a key has no
-meaning or when docs/configuration.md differs from a fresh generation).
-
-Where a key's meaning comes from, first found wins:
-
-1. its inline comment (``mask_prob: 0.15  # share of ...``), continued by the comment lines right
-   below it that are indented deeper than the key;
-2. the comment lines directly above it;
-3. the same key in a file this one composes in its group (``defaults: [_base]``);
-4. for a value that is only an interpolation (``seed: ${seed}``): "same as `seed`";
-5. the same key commented elsewhere: in its own group's files, in the entry points, anywhere.
-
-A file's leading comment block describes the file itself (the group option or the entry point),
-never its first key. Structure comes from PyYAML (a dependency of omegaconf) with line marks;
-comments, which YAML parsers drop, are read from the lines around those marks.
+A typed key (electra_lit.config.schema and the components' config dataclasses) takes its type and
+default from its field, and its meaning from the comment at the end of the field's line. The keys
+of open nodes (trainer, callbacks, logger, tokenizer, objective, task, hydra) are Lightning's,
+a class's or a plugin's: those that conf/ sets take their meaning from the comment after the value
+in the YAML file, else the comment lines right above the key, else the same key's comment in
+another file of the group, or anywhere. Each group option is listed with its file's leading
+comment and the values it sets, read by PyYAML. tests/test_config_reference.py fails while a key
+has no meaning or this file is out of date.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
+import io
 import re
 import sys
-from dataclasses import dataclass, field
+import textwrap
+import tokenize
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from importlib import resources
+from itertools import groupby
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from omegaconf import OmegaConf
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from electra_lit.config.schema import SCHEMAS
 
 CONFIG_PACKAGE = "electra_lit.conf"
-DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 REGENERATE = "python -m electra_lit.config.reference --write"
-# Entry-point configs, in the order the reference shows them, with the command that runs each.
-ENTRY_POINTS = {
+ENTRY_POINTS = {  # config name -> the command that runs it, in the order the reference shows them
     "pretrain": "electra-pretrain",
     "finetune": "electra-finetune",
     "prepare_data": "electra-prepare-data",
     "train_tokenizer": "electra-tokenizer",
 }
-# Hydra's instantiation keys: they say how a node is built, so they are no keys needing a meaning.
-DIRECTIVES = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")
-_PACKAGE_LINE = re.compile(r"^#\s*@package\s+(\S+)")
+GROUP_SCHEMA = {"task": "finetune"}  # whose schema types a group's keys; any other group: pretrain's
+DIRECTIVES = ("_target_", "_partial_", "_recursive_", "_convert_", "_args_")  # how Hydra builds a node
+_PACKAGE = re.compile(r"^#\s*@package\s+(\S+)")
 _INTERPOLATION = re.compile(r"^\$\{(\.*[A-Za-z_][\w.]*)\}$")
 
 
+# ------------------------------------------------------------------------- typed keys
 @dataclass
 class Key:
-    """One key of a conf file, at its dotted command-line path."""
+    """A typed key: a schema field at its dotted path."""
 
     path: str
-    file: str  # relative to conf/, e.g. "data/_base.yaml"
-    line: int  # 1-based
-    default: str | None  # the value as YAML flow text; None for a nested mapping
-    comment: str = ""  # the file's own comment for this key
-    target: str | None = None  # a mapping's _target_: what Hydra instantiates
-    partial: bool = False
-    meaning: str = ""  # the comment, or one found by the rules in the module docstring
-
-    @property
-    def is_leaf(self) -> bool:
-        return self.default is not None
+    type: str  # as annotated; "open" for an Any node
+    default: Any  # MISSING for a nested config or a required value without default
+    doc: str
+    where: str  # the field's source line, file:line
 
 
+def field_docs(cls: type) -> dict[str, tuple[str, int]]:
+    """The comment of each field of a dataclass (at the end of its line, or the comment lines right
+    above it when the line would be too long) and its line in the source file."""
+    docs: dict[str, tuple[str, int]] = {}
+    for klass in reversed(cls.__mro__):
+        if not is_dataclass(klass):
+            continue
+        lines, start = inspect.getsourcelines(klass)
+        source = textwrap.dedent("".join(lines))
+        comments = {
+            token.start[0]: token.string.lstrip("#").strip()
+            for token in tokenize.generate_tokens(io.StringIO(source).readline)
+            if token.type == tokenize.COMMENT
+        }
+        source_lines = source.splitlines()
+        for node in ast.parse(source).body[0].body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                # the comment at the end of the field's line, else the comment lines right above it
+                doc = next((comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments), "")
+                above = node.lineno - 1
+                while not doc and above >= 1 and source_lines[above - 1].lstrip().startswith("#"):
+                    above -= 1
+                if not doc:
+                    doc = " ".join(comments[n] for n in range(above + 1, node.lineno))
+                docs[node.target.id] = (doc, start + node.lineno - 1)
+    return docs
+
+
+def schema_keys(schema: type, prefix: str = "") -> list[Key]:
+    """Every key of a schema, nested configs expanded after their own row, in field order."""
+    hints, docs = get_type_hints(schema), field_docs(schema)
+    where = _relative(Path(inspect.getsourcefile(schema)).resolve())
+    keys = []
+    for spec in fields(schema):
+        if spec.name in DIRECTIVES:
+            continue
+        nested = hints[spec.name] if is_dataclass(hints[spec.name]) else None
+        default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+        default = "???" if default is MISSING else default  # required: the config must give it
+        doc, line = docs.get(spec.name, ("", 0))
+        type_name = "open" if hints[spec.name] is Any else _type_name(spec.type)
+        keys.append(Key(prefix + spec.name, type_name, MISSING if nested else default, doc, f"{where}:{line}"))
+        if nested:
+            keys += schema_keys(nested, f"{prefix}{spec.name}.")
+    return keys
+
+
+def _type_name(annotation: Any) -> str:
+    """An annotation as written: a string under ``from __future__ import annotations``."""
+    if isinstance(annotation, str):
+        return annotation
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
+
+
+def _relative(path: Path) -> str:
+    root = Path(__file__).resolve().parents[2]
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
+# ------------------------------------------------------------------------- conf/ files
 @dataclass
 class ConfFile:
-    """One YAML file of conf/: an entry point, a shared config, a group option or a base."""
+    """One YAML file of conf/: its description, what it composes and the values it sets."""
 
-    rel: str
-    group: str | None  # "data", "hydra/launcher"; None for the files at the top of conf/
-    package: str  # where its keys land, dotted; "" for the root
-    description: list[str] = field(default_factory=list)  # the leading comment's lines
-    defaults: list[tuple[str, str]] = field(default_factory=list)  # (entry as "group=option", comment)
-    keys: list[Key] = field(default_factory=list)
-    implementation: str | None = None  # the _target_ at the file's package root
-    partial: bool = False
-    implementation_note: str = ""  # the comment on that _target_ line
+    rel: str  # relative to conf/, e.g. "data/austen.yaml"
+    group: str | None  # "data", "hydra/launcher"; None at the top of conf/
+    description: list[str]  # the leading comment's lines
+    defaults: list[str]  # its defaults list, as group=option
+    values: dict[str, Any]  # dotted path -> value; a node with a _target_ as Target
+    lines: dict[str, int]  # dotted path -> line
+    comments: dict[str, str] = field(default_factory=dict)  # dotted path -> the file's own comment
 
     @property
     def name(self) -> str:
         return Path(self.rel).stem
 
-    def key(self, path: str) -> Key | None:
-        return next((k for k in self.keys if k.path == path), None)
+
+@dataclass(frozen=True)
+class Target:
+    """A node Hydra builds: what its _target_ names."""
+
+    name: str
 
 
-def _comment_text(line: str) -> str | None:
-    """The text of a comment-only line (without "#" and one space), or None for other lines."""
-    stripped = line.strip()
-    if not stripped.startswith("#"):
-        return None
-    text = stripped[1:]
-    return text[1:] if text.startswith(" ") else text
+def _flow(value: Any) -> str:
+    """A value as compact YAML flow text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
+def _comment(text: str) -> str:
+    text = text.strip()
+    return text[1:].strip() if text.startswith("#") else ""
 
 
-def _trailing_comment(rest: str) -> str:
-    rest = rest.strip()
-    return rest[1:].strip() if rest.startswith("#") else ""
+def yaml_comments(text: str, package: str) -> tuple[dict[str, str], dict[str, int]]:
+    """Each key's own comment in a YAML text, by dotted path under ``package``, and its line: the
+    comment after its value (continued by deeper-indented comment lines below it), else the comment
+    lines right above it (not the file's leading comment)."""
+    lines = text.splitlines()
+    used: set[int] = set()
+    comments: dict[str, str] = {}
+    rows: dict[str, int] = {}
 
-
-def _is_block_collection(node: Node) -> bool:
-    return isinstance(node, (MappingNode, SequenceNode)) and not node.flow_style
-
-
-def render_value(node: Node, text: str) -> str:
-    """A value as compact YAML flow text, scalars as written (5e-4 stays 5e-4, "0" keeps quotes)."""
-    if isinstance(node, ScalarNode):
-        source = text[node.start_mark.index : node.end_mark.index]
-        return " ".join(source.split()) or "null"
-    if isinstance(node, SequenceNode):
-        return "[" + ", ".join(render_value(item, text) for item in node.value) + "]"
-    pairs = (f"{render_value(k, text)}: {render_value(v, text)}" for k, v in node.value)
-    return "{" + ", ".join(pairs) + "}"
-
-
-class _FileParser:
-    """Reads one file's keys, their own comments and its description."""
-
-    def __init__(self, text: str, rel: str):
-        self.text, self.rel = text, rel
-        self.lines = text.splitlines()
-        self.continued: set[int] = set()  # comment lines that continue an inline comment above
-        self.header_end = 0
-        while self.header_end < len(self.lines) and _comment_text(self.lines[self.header_end]) is not None:
-            self.header_end += 1
-
-    def description(self) -> list[str]:
-        lines = [_comment_text(line) for line in self.lines[: self.header_end]]
-        return [line for line in lines if not _PACKAGE_LINE.match("#" + line)]
-
-    def package_directive(self) -> str | None:
-        for line in self.lines[: self.header_end]:
-            match = _PACKAGE_LINE.match(line.strip())
-            if match:
-                return match[1]
-        return None
-
-    def inline_comment(self, key: Node, value: Node) -> str:
-        """The comment after a key's value, with the comment lines that continue it below."""
-        if _is_block_collection(value):  # `name:  # comment`, the children on the lines below
-            row = key.end_mark.line
-            rest = self.lines[row][key.end_mark.column :].lstrip()
-            return _trailing_comment(rest[1:] if rest.startswith(":") else rest)
-        row = value.end_mark.line
-        comment = _trailing_comment(self.lines[row][value.end_mark.column :])
-        if comment:
-            below, indent = row + 1, key.start_mark.column
-            while below < len(self.lines) and (text := _comment_text(self.lines[below])) is not None:
-                if _indent(self.lines[below]) <= indent:  # a comment above the next key
-                    break
-                comment += " " + text.strip()
-                self.continued.add(below)
-                below += 1
-        return comment
-
-    def comment_above(self, row: int) -> str:
-        """The comment lines directly above a key's line, unless they describe the file or
-        continue the inline comment of the key before."""
-        top = row
-        while top > 0 and _comment_text(self.lines[top - 1]) is not None:
+    def own(key: Node, value: Node) -> str:
+        block = isinstance(value, (MappingNode, SequenceNode)) and not value.flow_style
+        end = key.end_mark if block else value.end_mark
+        rest = lines[end.line][end.column :].lstrip()
+        inline = _comment(rest[1:] if block and rest.startswith(":") else rest)
+        row = end.line + 1
+        while (
+            inline
+            and not block
+            and row < len(lines)
+            and lines[row].strip().startswith("#")
+            and len(lines[row]) - len(lines[row].lstrip()) > key.start_mark.column
+        ):
+            inline, row = f"{inline} {_comment(lines[row])}", row + 1
+            used.add(row - 1)
+        if inline:
+            return inline
+        top = key.start_mark.line
+        while top > 0 and lines[top - 1].strip().startswith("#") and top - 1 not in used:
             top -= 1
-        if top == 0:  # the file's leading comment
-            return ""
-        return " ".join(_comment_text(self.lines[i]).strip() for i in range(top, row) if i not in self.continued)
+        if top == 0:
+            return ""  # the file's leading comment
+        return " ".join(_comment(line) for line in lines[top : key.start_mark.line])
 
-    def parse(self, conf: ConfFile) -> None:
-        root = yaml.compose(self.text, Loader=yaml.SafeLoader)
-        conf.description = self.description()
-        if root is None:
-            return
-        if not isinstance(root, MappingNode):
-            raise ValueError(f"conf/{self.rel}: the top level is not a mapping")
-        self._walk(root, conf, conf.package, at_root=True)
-
-    def _walk(
-        self, mapping: MappingNode, conf: ConfFile, prefix: str, at_root: bool = False
-    ) -> tuple[str | None, bool, str]:
-        """Adds the mapping's keys under prefix. Returns what its Hydra directives say about the
-        mapping itself: its _target_, whether it is _partial_, and the _target_ line's comment."""
-        target, partial, target_comment = None, False, ""
-        for key_node, value in mapping.value:
-            name = key_node.value
-            if at_root and name == "defaults":
-                conf.defaults = self._defaults(value)
-                continue
-            if name in DIRECTIVES:
-                if name == "_target_":
-                    target, target_comment = render_value(value, self.text), self.inline_comment(key_node, value)
-                partial = partial or (name == "_partial_" and render_value(value, self.text) == "true")
-                continue
-            path = f"{prefix}.{name}" if prefix else name
-            line = key_node.start_mark.line + 1
-            comment = self.inline_comment(key_node, value) or self.comment_above(key_node.start_mark.line)
+    def walk(node: MappingNode, path: str) -> None:
+        for key, value in node.value:
+            dotted = f"{path}.{key.value}" if path else key.value
+            comments[dotted], rows[dotted] = own(key, value), key.start_mark.line + 1
             if isinstance(value, MappingNode) and not value.flow_style:
-                entry = Key(path, self.rel, line, None, comment)
-                conf.keys.append(entry)
-                entry.target, entry.partial, about = self._walk(value, conf, path)
-                entry.comment = entry.comment or about
-            else:
-                conf.keys.append(Key(path, self.rel, line, render_value(value, self.text), comment))
-        if at_root:
-            conf.implementation, conf.partial, conf.implementation_note = target, partial, target_comment
-        return target, partial, target_comment
+                walk(value, dotted)
 
-    def _defaults(self, node: Node) -> list[tuple[str, str]]:
-        entries = []
-        for item in node.value if isinstance(node, SequenceNode) else []:
-            if isinstance(item, MappingNode) and len(item.value) == 1:
-                (group, option), = item.value
-                label = f"{group.value.replace(' /', ' ').lstrip('/')}={render_value(option, self.text)}"
-            else:
-                label = render_value(item, self.text)
-            end = item.end_mark
-            entries.append((label, "" if node.flow_style else _trailing_comment(self.lines[end.line][end.column :])))
-        return entries
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if isinstance(root, MappingNode):
+        walk(root, package)
+    return comments, rows
 
 
-def _package(group: str | None, directive: str | None) -> str:
-    group_package = group.replace("/", ".") if group else ""
-    if directive is None:
-        return group_package
-    if directive == "_global_":
-        return ""
-    return directive.replace("_group_", group_package).strip(".")
+def _flatten(data: Any, path: str, rows: dict[str, int], out: dict[str, Any]) -> dict[str, Any]:
+    """Values by dotted path, as deep as the file's block mappings go (``{a: 1}`` is one value);
+    a node with a _target_ is also a value of its own."""
+    if not isinstance(data, dict) or not data or (path and not any(f"{path}.{key}" in rows for key in data)):
+        out[path] = data
+        return out
+    if "_target_" in data:
+        out[path] = Target(str(data["_target_"]))
+    for key, value in data.items():
+        if key not in DIRECTIVES:
+            _flatten(value, f"{path}.{key}" if path else str(key), rows, out)
+    return out
 
 
-def parse_file(path: Path, rel: str) -> ConfFile:
-    """One conf file, its keys with their own comments (ConfTree resolves the meanings)."""
-    parser = _FileParser(path.read_text(encoding="utf-8"), rel)
+def _defaults_entry(entry: Any) -> str:
+    if isinstance(entry, dict):
+        ((group, option),) = entry.items()
+        return f"{group.lstrip('/')}={'null' if option is None else option}"
+    return str(entry)
+
+
+def read_conf(path: Path, rel: str) -> ConfFile:
+    text = path.read_text(encoding="utf-8")
+    header = []
+    for line in text.splitlines():
+        if not line.strip().startswith("#"):
+            break
+        header.append(line.strip()[1:].removeprefix(" "))  # indented lines stay indented: commands
+    package_line = next((m[1] for line in header if (m := _PACKAGE.match(f"# {line}"))), None)
     group = str(Path(rel).parent) if Path(rel).parent != Path(".") else None
-    conf = ConfFile(rel, group, _package(group, parser.package_directive()))
-    parser.parse(conf)
-    # An option of a global group that builds its group's node (objective: {_target_: ...}) has
-    # that node as its implementation, like a file at the group's package.
-    if group and conf.implementation is None:
-        own = conf.key(group.replace("/", "."))
-        if own is not None and own.target:
-            conf.implementation, conf.partial, conf.implementation_note = own.target, own.partial, own.comment
-            conf.keys.remove(own)
-    return conf
-
-
-def conf_root() -> Path:
-    return Path(str(resources.files(CONFIG_PACKAGE)))
+    package = (group or "").replace("/", ".") if package_line is None else package_line.replace("_global_", "")
+    data = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}  # 5e-4 as a float, unlike PyYAML
+    defaults = [_defaults_entry(entry) for entry in data.pop("defaults", [])]
+    comments, rows = yaml_comments(text, package)
+    values = _flatten(data, package, rows, {}) if data else {}
+    description = [line for line in header if not _PACKAGE.match(f"# {line}")]
+    return ConfFile(rel, group, description, defaults, values, rows, comments)
 
 
 class ConfTree:
-    """Every file of a conf/ folder, with each key's meaning resolved."""
+    """conf/'s files, the schemas' keys, and each key's meaning."""
 
-    def __init__(self, root: Path | None = None):
-        self.root = root or conf_root()
+    def __init__(self, root: Path | None = None, schemas: dict[str, type] | None = None):
+        self.root = root or Path(str(resources.files(CONFIG_PACKAGE)))
         self.files = {
-            path.relative_to(self.root).as_posix(): parse_file(path, path.relative_to(self.root).as_posix())
-            for path in sorted(self.root.rglob("*.yaml"))
+            p.relative_to(self.root).as_posix(): read_conf(p, p.relative_to(self.root).as_posix())
+            for p in sorted(self.root.rglob("*.yaml"))
         }
-        for conf in self.files.values():
-            for key in conf.keys:
-                key.meaning = self._meaning(key, conf)
-
-    # --- structure -----------------------------------------------------------------------
-    def primaries(self) -> list[ConfFile]:
-        """The files at the top of conf/: entry points first, in ENTRY_POINTS order."""
-        top = [conf for conf in self.files.values() if conf.group is None]
-        order = list(ENTRY_POINTS)
-        return sorted(top, key=lambda c: (order.index(c.name) if c.name in order else len(order), c.name))
+        self.schema_classes = schemas or SCHEMAS
+        self.schemas = {name: schema_keys(schema) for name, schema in self.schema_classes.items()}
 
     def groups(self) -> dict[str, list[ConfFile]]:
         groups: dict[str, list[ConfFile]] = {}
@@ -281,238 +266,205 @@ class ConfTree:
                 groups.setdefault(conf.group, []).append(conf)
         return dict(sorted(groups.items()))
 
-    def composed(self, conf: ConfFile) -> list[ConfFile]:
-        """The files of conf's own folder that it composes through defaults, transitively."""
-        found: list[ConfFile] = []
-        pending = [conf]
-        while pending:
-            current = pending.pop()
-            for label, _ in current.defaults:
-                if "=" in label or label == "_self_":
-                    continue
-                folder = f"{current.group}/" if current.group else ""
-                other = self.files.get(f"{folder}{label.split('@')[0]}.yaml")
-                if other is not None and other is not conf and other not in found:
-                    found.append(other)
-                    pending.append(other)
-        return found
+    def typed(self, conf: ConfFile) -> dict[str, Key]:
+        """The schema keys that a file's values are checked against."""
+        entry = conf.name if conf.group is None else GROUP_SCHEMA.get(conf.group, "pretrain")
+        return {key.path: key for key in self.schemas.get(entry, self.schemas.get("pretrain", []))}
 
-    def is_base(self, conf: ConfFile) -> bool:
-        """A base: named _x, or composed by every other option of its group (trainer/default)."""
-        if conf.group is None:
-            return False
-        if conf.name.startswith("_"):
-            return True
-        others = [c for c in self.groups()[conf.group] if c is not conf and not c.name.startswith("_")]
-        return bool(others) and all(conf in self.composed(c) for c in others)
-
-    # --- meanings ------------------------------------------------------------------------
-    def _candidates(self, path: str) -> list[ConfFile]:
-        """Where to look for another comment of a key: its group's files (bases first), the
-        entry points, then everything else."""
-        head = path.split(".")[0]
-        group_files = [c for c in self.files.values() if c.group == head]
-        group_files.sort(key=lambda c: (not self.is_base(c), c.rel))
-        rest = [c for c in self.files.values() if c not in group_files and c.group is not None]
-        return group_files + self.primaries() + rest
-
-    def _meaning(self, key: Key, conf: ConfFile) -> str:
-        if key.comment:
-            return key.comment
-        for base in self.composed(conf):
-            other = base.key(key.path)
-            if other is not None and other.comment:
-                return other.comment
-        if key.default is not None and (match := _INTERPOLATION.match(key.default)):
-            return f"same as `{_absolute(match[1], key.path)}`"
-        for other_file in self._candidates(key.path):
-            other = other_file.key(key.path) if other_file is not conf else None
-            if other is not None and other.comment:
-                return other.comment
+    def meaning(self, path: str, conf: ConfFile) -> str:
+        """A key's meaning where ``conf`` sets it (module docstring: where it comes from)."""
+        own = conf.comments.get(path) or conf.comments.get(f"{path}._target_", "")
+        typed = self.typed(conf).get(path)
+        if own or typed:
+            return own or typed.doc
+        same_group = sorted(
+            (c for c in self.files.values() if c.group == conf.group and c is not conf),
+            key=lambda c: (c.name not in conf.defaults and not c.name.startswith("_"), c.rel),
+        )
+        for other in [*same_group, *self.files.values()]:
+            if other.comments.get(path):
+                return other.comments[path]
+        value = conf.values.get(path)
+        if isinstance(value, str) and (match := _INTERPOLATION.match(value)):
+            return f"same as `{_absolute(match[1], path)}`"
         return ""
 
-    def missing_meanings(self) -> list[Key]:
-        """Keys with a value but no meaning by any rule: each needs a comment in its file."""
-        return [key for conf in self.files.values() for key in conf.keys if key.is_leaf and not key.meaning]
-
-    def missing_descriptions(self) -> list[ConfFile]:
-        """Files without a leading comment saying what they are."""
-        return [conf for conf in self.files.values() if not any(line.strip() for line in conf.description)]
+    def missing(self) -> list[str]:
+        """Schema fields without a comment, files without a description, values without a meaning."""
+        problems = [f"{key.where}: {key.path}" for keys in self.schemas.values() for key in keys if not key.doc]
+        for conf in self.files.values():
+            if not any(line.strip() for line in conf.description):
+                problems.append(f"conf/{conf.rel}:1: no leading comment saying what the file is")
+            problems += [
+                f"conf/{conf.rel}:{conf.lines.get(path, 1)}: {path}"
+                for path, value in conf.values.items()
+                if not isinstance(value, Target) and not self.meaning(path, conf)
+            ]
+        return sorted(set(problems))
 
 
 def _absolute(reference: str, path: str) -> str:
     """An interpolation's target as a dotted path: ${.name} is relative to the key's parent."""
     dots = len(reference) - len(reference.lstrip("."))
-    if not dots:
-        return reference
-    parent = path.split(".")[:-dots]
-    return ".".join([*parent, reference[dots:]])
+    return reference if not dots else ".".join([*path.split(".")[:-dots], reference[dots:]])
 
 
-# --- Markdown ------------------------------------------------------------------------------
-def _escape(text: str, cell: bool = False) -> str:
-    """Markdown-safe prose: <, * and _ outside `code` spans escaped; | too inside table cells."""
+# ------------------------------------------------------------------------- Markdown
+def _escape(text: str) -> str:
+    """Markdown-safe table text: <, *, _ and | outside `code` spans escaped."""
     parts = text.split("`")
-    for i in range(0, len(parts), 2):  # even parts are outside code spans
+    for i in range(0, len(parts), 2):
         parts[i] = re.sub(r"([<*\\])", r"\\\1", parts[i])
         parts[i] = re.sub(r"(?<![\w])_|_(?![\w])", r"\\_", parts[i])
-    text = "`".join(parts)
-    return text.replace("|", "\\|") if cell else text
+    return "`".join(parts).replace("|", "\\|")
 
 
 def _code(text: str) -> str:
-    fence = "``" if "`" in text else "`"
-    pad = " " if "`" in text else ""
-    return f"{fence}{pad}{text}{pad}{fence}".replace("|", "\\|")
+    return f"`` {text} ``".replace("|", "\\|") if "`" in text else f"`{text}`".replace("|", "\\|")
 
 
 def _slug(heading: str) -> str:
-    """GitHub's anchor for a heading."""
     return re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
 
 
-def _description(lines: list[str]) -> list[str]:
-    """A leading comment as Markdown: prose joined into paragraphs, indented lines as code."""
+def _paragraphs(lines: list[str]) -> list[str]:
+    """A leading comment as Markdown: prose joined, indented lines as a shell block."""
     out: list[str] = []
-    prose: list[str] = []
-    code: list[str] = []
-
-    def flush() -> None:
-        if prose:
-            out.extend([_escape(" ".join(prose)), ""])
-            prose.clear()
-        if code:
-            out.extend(["```bash", *code, "```", ""])
-            code.clear()
-
-    for line in lines:
-        if line.startswith("  "):
-            if prose:
-                flush()
-            code.append(line.strip())
-        elif not line.strip():
-            flush()
-        else:
-            if code:
-                flush()
-            prose.append(line.strip())
-    flush()
+    for indented, chunk in groupby(lines, key=lambda line: line.startswith("  ")):
+        chunk = [line.strip() for line in chunk]
+        out += ["```bash", *chunk, "```", ""] if indented else [_escape(" ".join(chunk)), ""]
     return out
 
 
-def _key_table(keys: list[Key]) -> list[str]:
-    rows = []
-    for key in keys:
-        if key.target:
-            default = f"implemented by {_code(key.target)}" + (" (partial)" if key.partial else "")
-        elif key.is_leaf:
-            default = _code(key.default)
-        elif key.comment:
-            default = ""
-        else:
-            continue  # a nesting level without a comment of its own: its keys have rows
-        rows.append(f"| {_code(key.path)} | {default} | {_escape(key.meaning, cell=True)} |")
-    if not rows:
+def _schema_table(keys: list[Key]) -> list[str]:
+    rows = [
+        f"| {_code(k.path)} | {_code(k.type)} | {_code(_flow(k.default)) if k.default is not MISSING else ''} "
+        f"| {_escape(k.doc)} |"
+        for k in keys
+    ]
+    return ["| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
+
+
+def _value_cell(value: Any) -> str:
+    return f"implemented by {_code(value.name)}" if isinstance(value, Target) else _code(_flow(value))
+
+
+def _values_table(tree: ConfTree, conf: ConfFile) -> list[str]:
+    if not conf.values:
         return ["Sets no keys.", ""]
-    return ["| key | default | meaning |", "|---|---|---|", *rows, ""]
+    rows = [
+        f"| {_code(path)} | {_value_cell(value)} | {_escape(tree.meaning(path, conf))} |"
+        for path, value in conf.values.items()
+    ]
+    return ["| key | value | meaning |", "|---|---|---|", *rows, ""]
 
 
-def _file_section(conf: ConfFile, heading: str, level: str, note: str = "") -> list[str]:
-    out = [f"{level} {heading}", "", f"`conf/{conf.rel}`", ""]
-    out += _description(conf.description)
-    if note:
-        out += [note, ""]
-    if conf.implementation:
-        partial = " (partial: called later with the remaining arguments)" if conf.partial else ""
-        about = f": {_escape(conf.implementation_note)}" if conf.implementation_note else "."
-        out += [f"Implementation: {_code(conf.implementation)}{partial}{about}", ""]
+def _file_section(tree: ConfTree, conf: ConfFile, heading: str) -> list[str]:
+    out = [heading, "", f"`conf/{conf.rel}`", "", *_paragraphs(conf.description)]
     if conf.defaults:
-        out.append("Composes:")
-        out.append("")
-        for label, comment in conf.defaults:
-            out.append(f"- {_code(label)}" + (f": {_escape(comment)}" if comment else ""))
-        out.append("")
-    out += _key_table(conf.keys)
-    return out
+        out += ["Composes: " + ", ".join(_code(entry) for entry in conf.defaults) + ".", ""]
+    return out + _values_table(tree, conf)
 
 
-def _chosen_by(tree: ConfTree, group: str) -> list[str]:
-    """Which option of a group is picked by default, and where: entry points, other groups' options."""
-    found: dict[str, list[str]] = {}
-    for conf in [*tree.primaries(), *(c for c in tree.files.values() if c.group)]:
-        for label, _ in conf.defaults:
-            if label.startswith("override ") or "=" not in label:
-                continue
-            name, option = label.split("=", 1)
-            if name == group:
-                where = ENTRY_POINTS.get(conf.name, conf.name) if conf.group is None else f"{conf.group}={conf.name}"
-                found.setdefault("none" if option == "null" else option, []).append(where)
-    return [f"{option if option == 'none' else _code(option)} ({', '.join(where)})" for option, where in found.items()]
+def _chosen_by(tree: ConfTree, group: str) -> str:
+    found = {}
+    for name, command in ENTRY_POINTS.items():
+        conf = tree.files.get(f"{name}.yaml")
+        for entry in conf.defaults if conf else []:
+            if entry.startswith(f"{group}="):
+                found.setdefault(entry.split("=", 1)[1], []).append(command)
+    return (
+        "; ".join(f"{_code(option)} ({', '.join(where)})" for option, where in found.items())
+        or "none: add it on the command line"
+    )
 
 
 def generate(tree: ConfTree | None = None) -> str:
     """docs/configuration.md's text."""
     tree = tree or ConfTree()
-    primaries, groups = tree.primaries(), tree.groups()
-    primary_heading = {
-        c.name: f"{ENTRY_POINTS[c.name]} ({c.name}.yaml)" if c.name in ENTRY_POINTS else f"{c.name}.yaml"
-        for c in primaries
+    headings = {
+        name: f"{command} ({name}.yaml)" for name, command in ENTRY_POINTS.items() if f"{name}.yaml" in tree.files
     }
+    groups = tree.groups()
     out = [
         "# Configuration reference",
         "",
-        f"<!-- Generated by `{REGENERATE}` from the comments in conf/; do not edit. -->",
+        f"<!-- Generated by `{REGENERATE}` from the schemas and conf/; do not edit. -->",
         "",
-        f"Generated by `{REGENERATE}` from the comments in `conf/`; do not edit: change the comment",
-        "in the YAML file and regenerate (tests/test_config_reference.py fails while this file is out of",
-        "date, or while a key has no comment).",
+        f"Generated by `{REGENERATE}`; do not edit. A typed key's type, default and meaning come from",
+        "its schema field (`electra_lit/config/schema.py` and the config dataclasses next to each component);",
+        "the keys of open nodes (`trainer`, `callbacks`, `logger`, `tokenizer`, `objective`, `task`, `hydra`)",
+        "from the comments in `conf/`. Hydra refuses a key the schema lacks, or a value of the wrong type.",
         "",
-        "Keys are written as you type them on the command line (`electra-pretrain data.batch_size=64`);",
-        "an option of a group is picked with `group=option` (`electra-pretrain trainer=gpu`). `???` marks",
-        "a value you must give; `${key}` takes the value of another key. `implemented by` names the class",
-        "or function that Hydra builds from a node (its `_target_`).",
+        "Keys are written as you type them on the command line (`electra-pretrain data.max_seq_length=256`);",
+        "an option of a group is picked with `group=option` (`electra-pretrain trainer=gpu`). `???` marks a",
+        "value you must give; `${key}` takes the value of another key; `implemented by` names the class or",
+        "function Hydra builds from a node (its `_target_`).",
         "",
-        "Entry points: " + ", ".join(f"[{heading}](#{_slug(heading)})" for heading in primary_heading.values()),
+        "Entry points: " + ", ".join(f"[{h}](#{_slug(h)})" for h in headings.values()),
         "",
         "Config groups: " + ", ".join(f"[{g}](#{_slug('Group: ' + g)})" for g in groups),
         "",
         "## Entry points",
         "",
     ]
-    for conf in primaries:
-        users = [ENTRY_POINTS.get(c.name, c.name) for c in primaries if conf in tree.composed(c)]
-        note = f"Composed by {', '.join(users)}." if users else ""
-        out += _file_section(conf, primary_heading[conf.name], "###", note)
+    for name, heading in headings.items():
+        schema = tree.schema_classes.get(name)
+        out += _file_section(tree, tree.files[f"{name}.yaml"], f"### {heading}")
+        if schema is not None:
+            about = (inspect.getdoc(schema) or "").replace("``", "`")
+            out += [f"Schema: `{schema.__module__}.{schema.__qualname__}`: {_escape(about)}", ""]
+            out += _schema_table(tree.schemas.get(name, []))
+    for conf in (c for c in tree.files.values() if c.group is None and c.name not in ENTRY_POINTS):
+        out += _file_section(tree, conf, f"### {conf.name}.yaml")
     out += ["## Config groups", ""]
     for group, files in groups.items():
-        bases = [c for c in files if tree.is_base(c)]
-        options = [c for c in files if not c.name.startswith("_")]
-        out += [f"### Group: {group}", ""]
-        out.append(f"Pick one with `{group}=OPTION`: " + ", ".join(_code(c.name) for c in options) + ".")
-        chosen = _chosen_by(tree, group)
-        out += ["", "Default: " + ("; ".join(chosen) if chosen else "none: add it on the command line") + ".", ""]
-        for base in bases:
-            users = [c.name for c in options if base in tree.composed(c) and c is not base]
-            selectable = f"; also an option itself: `{group}={base.name}`" if not base.name.startswith("_") else ""
-            note = f"Composed by {', '.join(_code(u) for u in users)}{selectable}."
-            out += _file_section(base, f"{group}: shared by every option ({base.name}.yaml)", "####", note)
-        for conf in options:
-            if conf not in bases:
-                out += _file_section(conf, f"{group}={conf.name}", "####")
+        options = [c.name for c in files if not c.name.startswith("_")]
+        out += [
+            f"### Group: {group}",
+            "",
+            f"Pick one with `{group}=OPTION`: " + ", ".join(map(_code, options)) + ".",
+            "",
+            f"Default: {_chosen_by(tree, group)}.",
+            "",
+        ]
+        for conf in files:
+            heading = (
+                f"{group}: shared by every option ({conf.rel.split('/')[-1]})"
+                if conf.name.startswith("_")
+                else f"{group}={conf.name}"
+            )
+            out += _file_section(tree, conf, f"#### {heading}")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", nargs="?", const=str(DOC_PATH), metavar="PATH",
-                        help=f"write the reference to PATH (default: {DOC_PATH}) instead of printing it")
-    parser.add_argument("--missing", action="store_true",
-                        help="list the keys without a meaning and the files without a description; exit 1 if any")
+    parser.add_argument(
+        "--write",
+        nargs="?",
+        const=str(DOC_PATH),
+        metavar="PATH",
+        help=f"write the reference to PATH (default: {DOC_PATH}) instead of printing it",
+    )
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="list the keys without a meaning and the files without a description; exit 1 if any",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help=f"exit 1 if {DOC_PATH.name} differs from a fresh generation"
+    )
     args = parser.parse_args(argv)
     tree = ConfTree()
+    if args.check:
+        stale = not DOC_PATH.is_file() or DOC_PATH.read_text(encoding="utf-8") != generate(tree)
+        print(
+            f"{DOC_PATH} is out of date: run `{REGENERATE}`" if stale else f"{DOC_PATH} is up to date", file=sys.stderr
+        )
+        return 1 if stale else 0
     if args.missing:
-        problems = [f"conf/{k.file}:{k.line}: {k.path}" for k in tree.missing_meanings()]
-        problems += [f"conf/{c.rel}:1: no leading comment describing the file" for c in tree.missing_descriptions()]
+        problems = tree.missing()
         print("\n".join(problems) or "every key has a meaning")
         return 1 if problems else 0
     text = generate(tree)

@@ -12,10 +12,10 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-from itertools import islice
 from importlib import resources
+from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.utils import instantiate
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -113,8 +113,10 @@ def train_wordpiece(
     with ``cache_dir=None``). The cache file is written atomically, so runs that start together
     (a multirun, DDP ranks) never read a half-written file."""
     if corpus is None:
-        raise ConfigError("tokenizer=wordpiece trains on data.corpus, and there is none (data=shards?); "
-                          "use the data's tokenizer: tokenizer=pretrained tokenizer.path=DIR")
+        raise ConfigError(
+            "tokenizer=wordpiece trains on data.corpus, and there is none (data=shards?); "
+            "use the data's tokenizer: tokenizer=pretrained tokenizer.path=DIR"
+        )
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise ConfigError(f"tokenizer.vocab_size={vocab_size} is too small; use e.g. 8192")
     case = "uncased" if lowercase else "cased"
@@ -123,11 +125,17 @@ def train_wordpiece(
     if path is not None and path.is_file():
         return Tokenizer.from_file(str(path))
 
-    log.info("Training a %d-token WordPiece vocab on %s%s", vocab_size, corpus.description,
-             f"; cached at {path}" if path else "")
+    log.info(
+        "Training a %d-token WordPiece vocab on %s%s",
+        vocab_size,
+        corpus.description,
+        f"; cached at {path}" if path else "",
+    )
     tokenizer = _bert_text_pipeline(models.WordPiece(unk_token="[UNK]"), lowercase)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
         show_progress=sys.stderr.isatty(),  # in a log file its bars are only blank lines
     )
     documents = islice(corpus.documents(), max_documents)
@@ -156,10 +164,18 @@ def train_tokenizer_from_config(cfg: DictConfig) -> Tokenizer:
         raise ConfigError("electra-tokenizer needs a corpus: data=austen, text, table or hub")
     corpus = instantiate(cfg.data.corpus)
     corpus.check()
-    tokenizer = train_wordpiece(corpus, vocab_size=cfg.vocab_size, lowercase=cfg.lowercase,
-                                min_frequency=cfg.min_frequency, cache_dir=None, max_documents=cfg.max_documents)
+    tokenizer = train_wordpiece(
+        corpus,
+        vocab_size=cfg.vocab_size,
+        lowercase=cfg.lowercase,
+        min_frequency=cfg.min_frequency,
+        cache_dir=None,
+        max_documents=cfg.max_documents,
+    )
     SpecialTokenIds.from_tokenizer(tokenizer)
     save_tokenizer(tokenizer, cfg.out_dir)
-    print(f"wrote {cfg.out_dir}: {tokenizer.get_vocab_size()} tokens; use it with "
-          f"tokenizer=pretrained tokenizer.path={cfg.out_dir}")
+    print(
+        f"wrote {cfg.out_dir}: {tokenizer.get_vocab_size()} tokens; use it with "
+        f"tokenizer=pretrained tokenizer.path={cfg.out_dir}"
+    )
     return tokenizer

@@ -1,7 +1,13 @@
 """Lightning components, by role: ``modules/`` (the LightningModules and their metrics),
 ``callbacks/`` (checkpointing, progress bar, throughput) and ``loggers/`` (CSV, W&B)."""
 
-from electra_lit.lit.callbacks import AtomicCheckpointIO, RandomStateCheckpoint, RunCheckpoint, StepProgressBar, Throughput
+from electra_lit.lit.callbacks import (
+    AtomicCheckpointIO,
+    RandomStateCheckpoint,
+    RunCheckpoint,
+    StepProgressBar,
+    TokenThroughputMonitor,
+)
 from electra_lit.lit.loggers import RunDirCSVLogger, wandb_logger
 from electra_lit.lit.modules import ElectraClassifierModule, ElectraPretrainModule, PretrainMetrics
 
@@ -14,6 +20,6 @@ __all__ = [
     "RunCheckpoint",
     "RunDirCSVLogger",
     "StepProgressBar",
-    "Throughput",
+    "TokenThroughputMonitor",
     "wandb_logger",
 ]

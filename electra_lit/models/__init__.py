@@ -6,11 +6,13 @@ from electra_lit.models.electra import (
     Discriminator,
     GDESWordEmbedding,
     MaskedLM,
+    ModelConfig,
     build_models,
     check_sharing,
     generator_config,
 )
-from electra_lit.models.encoder import Embeddings, Encoder, EncoderConfig, TransformerLayer, init_weights
+from electra_lit.models.encoder import Embeddings, Encoder, EncoderConfig, EncoderSizes, TransformerLayer, init_weights
+from electra_lit.models.flops import pretraining_flops
 
 __all__ = [
     "EMBEDDING_SHARING_MODES",
@@ -19,11 +21,14 @@ __all__ = [
     "Embeddings",
     "Encoder",
     "EncoderConfig",
+    "EncoderSizes",
     "GDESWordEmbedding",
     "MaskedLM",
+    "ModelConfig",
     "TransformerLayer",
     "build_models",
     "check_sharing",
     "generator_config",
     "init_weights",
+    "pretraining_flops",
 ]

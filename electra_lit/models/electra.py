@@ -15,14 +15,15 @@ The generator's output layer is always tied to its own word embeddings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from electra_lit.models.encoder import Embeddings, Encoder, EncoderConfig, init_weights
+from electra_lit.models.encoder import Embeddings, Encoder, EncoderConfig, EncoderSizes, init_weights
 
 EMBEDDING_SHARING_MODES = ("shared", "untied", "all", "gdes")
 MAIN_HEADS = ("rtd", "mlm", "mlm_copy")
@@ -104,13 +105,15 @@ class GDESWordEmbedding(nn.Module):
 
 
 def generator_config(
-    discriminator: EncoderConfig, fraction: float, sizes: Mapping[str, int] | None = None
-) -> EncoderConfig:
+    discriminator: EncoderSizes, fraction: float, sizes: Mapping[str, int] | None = None
+) -> EncoderSizes:
     """The generator: same depth and embedding size, ``fraction`` of the width, heads and FFN
     size; ``sizes`` sets any of hidden_size, num_heads, intermediate_size, num_layers explicitly.
     A generator larger than the discriminator is refused (the paper: it makes D worse)."""
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"generator_fraction={fraction} must be in (0, 1]")
+        raise ValueError(
+            f"generator_fraction={fraction} must be in (0, 1]; the paper uses 1/4 (Small, Large) or 1/3 (Base)"
+        )
     config = replace(
         discriminator,
         embedding_size=discriminator.embedding_dim,
@@ -132,19 +135,37 @@ def generator_config(
     return config
 
 
-def check_sharing(generator: EncoderConfig, discriminator: EncoderConfig, embedding_sharing: str) -> None:
+def check_sharing(generator: EncoderSizes, discriminator: EncoderSizes, embedding_sharing: str) -> None:
     """Refuse an unknown mode, and ``all`` (one encoder for both) with unequal sizes."""
     if embedding_sharing not in EMBEDDING_SHARING_MODES:
-        raise ValueError(
-            f"embedding_sharing={embedding_sharing!r} is not one of {', '.join(EMBEDDING_SHARING_MODES)}"
-        )
+        raise ValueError(f"embedding_sharing={embedding_sharing!r} is not one of {', '.join(EMBEDDING_SHARING_MODES)}")
     if embedding_sharing == "all":
-        different = [f.name for f in fields(EncoderConfig) if getattr(generator, f.name) != getattr(discriminator, f.name)]
+        different = [
+            f.name for f in fields(discriminator) if getattr(generator, f.name) != getattr(discriminator, f.name)
+        ]
         if different:
             raise ValueError(
                 "embedding_sharing='all' shares every weight, so generator and discriminator must have "
                 f"equal sizes; they differ in {', '.join(different)} (use generator_fraction=1.0)"
             )
+
+
+@dataclass
+class ModelConfig:
+    """The ``model`` config: the discriminator's sizes and how the generator derives from them
+    and shares weights with it. The rules live in :func:`generator_config` and
+    :func:`check_sharing`, which :func:`build_models` applies too."""
+
+    discriminator: EncoderSizes  # the discriminator's sizes; each model option sets them
+    generator_fraction: float = 0.25  # generator width, heads and FFN size as a fraction of the discriminator's
+    generator: Any = None  # null, or explicit generator sizes, e.g. {hidden_size: 64, num_heads: 1, num_layers: 6}
+    embedding_sharing: str = "shared"  # shared: embeddings (ELECTRA) | untied | all: every weight (generator_fraction=1.0) | gdes: DeBERTaV3's stop-gradient sharing
+
+    def __post_init__(self) -> None:
+        check_sharing(self.generator_sizes(), self.discriminator, self.embedding_sharing)
+
+    def generator_sizes(self) -> EncoderSizes:
+        return generator_config(self.discriminator, self.generator_fraction, self.generator)
 
 
 def _gdes_embeddings(generator_embeddings: Embeddings, config: EncoderConfig) -> Embeddings:
@@ -171,9 +192,7 @@ def build_models(
     """
     if main_head not in MAIN_HEADS:
         raise ValueError(f"main_head={main_head!r} is not one of {', '.join(MAIN_HEADS)}")
-    make_main = {
-        "rtd": Discriminator, "mlm": MaskedLM, "mlm_copy": partial(MaskedLM, copy_head=True)
-    }[main_head]
+    make_main = {"rtd": Discriminator, "mlm": MaskedLM, "mlm_copy": partial(MaskedLM, copy_head=True)}[main_head]
     if not with_generator:
         return None, make_main(discriminator_config)
 

@@ -15,30 +15,30 @@ import torch.nn.functional as F
 from torch import nn
 
 
-@dataclass(frozen=True)
-class EncoderConfig:
-    """Sizes of one encoder. ``embedding_size`` defaults to ``hidden_size``."""
+@dataclass(kw_only=True)
+class EncoderSizes:
+    """An encoder's sizes and regularisation, all but the vocabulary: what a config sets
+    (``model.discriminator``), the vocabulary coming from the tokenizer. Each field's comment is
+    its documentation (docs/configuration.md)."""
 
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    intermediate_size: int
+    hidden_size: int  # the encoder's width
+    num_layers: int  # transformer layers
+    num_heads: int  # attention heads; hidden_size must be a multiple
+    intermediate_size: int  # the feed-forward layers' inner size
+    # word embedding size, projected to hidden_size when different; null = hidden_size
     embedding_size: int | None = None
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
+    max_position_embeddings: int = 512  # the longest sequence the position table holds
+    type_vocab_size: int = 2  # segment (token type) embeddings
+    dropout: float = 0.1  # dropout on embeddings, attention and feed-forward outputs
+    layer_norm_eps: float = 1e-12  # LayerNorm's epsilon
     initializer_range: float = 0.02  # std of the truncated-normal weight init
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size"):
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive integer")
         if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}"
-            )
+            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout={self.dropout} must be in [0, 1)")
         if self.initializer_range <= 0:
@@ -47,6 +47,18 @@ class EncoderConfig:
     @property
     def embedding_dim(self) -> int:
         return self.embedding_size or self.hidden_size
+
+
+@dataclass(kw_only=True)
+class EncoderConfig(EncoderSizes):
+    """Sizes of one encoder with its vocabulary: what an :class:`Encoder` is built from."""
+
+    vocab_size: int  # word pieces in the vocabulary: the tokenizer's size
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 1:
+            raise ValueError(f"vocab_size={self.vocab_size} must be a positive integer")
+        super().__post_init__()
 
 
 class Embeddings(nn.Module):
@@ -92,7 +104,10 @@ class TransformerLayer(nn.Module):
         qkv = self.qkv(x).view(batch, seq_len, 3, self.num_heads, head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
         attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attention_mask,
+            q,
+            k,
+            v,
+            attn_mask=attention_mask,
             dropout_p=self.attention_dropout if self.training else 0.0,
         )
         attended = attended.transpose(1, 2).reshape(batch, seq_len, hidden)
@@ -117,9 +132,7 @@ class Encoder(nn.Module):
                 f"this encoder expects embedding_size={config.embedding_dim}"
             )
         self.embeddings_project = (
-            nn.Linear(config.embedding_dim, config.hidden_size)
-            if config.embedding_dim != config.hidden_size
-            else None
+            nn.Linear(config.embedding_dim, config.hidden_size) if config.embedding_dim != config.hidden_size else None
         )
         self.layers = nn.ModuleList(TransformerLayer(config) for _ in range(config.num_layers))
 

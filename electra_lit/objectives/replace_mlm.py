@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from electra_lit.errors import ConfigError
 from electra_lit.models import MaskedLM
 from electra_lit.objectives.common import (
     PretrainOutput,
@@ -27,9 +28,9 @@ class _GeneratorCorruptedMLM:
 
     def __init__(self, mlm_weight: float = 1.0, temperature: float = 1.0):
         if mlm_weight < 0:
-            raise ValueError(f"mlm_weight={mlm_weight} must be >= 0")
+            raise ConfigError(f"objective.mlm_weight={mlm_weight} must be >= 0")
         if temperature <= 0:
-            raise ValueError(f"temperature={temperature} must be > 0")
+            raise ConfigError(f"objective.temperature={temperature} must be > 0")
         self.mlm_weight = mlm_weight
         self.temperature = temperature
 

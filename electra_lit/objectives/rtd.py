@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from electra_lit.errors import ConfigError
 from electra_lit.models import Discriminator, MaskedLM
 from electra_lit.objectives.common import Detections, PretrainOutput, corrupt_with_generator, weighted_mean
 
@@ -26,9 +27,9 @@ class ReplacedTokenDetection:
 
     def __init__(self, disc_weight: float = 50.0, temperature: float = 1.0, masked_only: bool = False):
         if disc_weight < 0:
-            raise ValueError(f"disc_weight={disc_weight} must be >= 0")
+            raise ConfigError(f"objective.disc_weight={disc_weight} must be >= 0")
         if temperature <= 0:
-            raise ValueError(f"temperature={temperature} must be > 0")
+            raise ConfigError(f"objective.temperature={temperature} must be > 0")
         self.disc_weight = disc_weight
         self.temperature = temperature
         self.masked_only = masked_only

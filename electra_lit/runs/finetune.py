@@ -17,12 +17,13 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from electra_lit.data.tasks.glue import Task
 from electra_lit.data.tasks.datamodule import TaskDataModule
-from electra_lit.pretrained import load_pretrained_encoder
-from electra_lit.runs.setup import begin_run, make_trainer
+from electra_lit.data.tasks.glue import Task
 from electra_lit.errors import ConfigError
 from electra_lit.lit.modules.classifier import ElectraClassifierModule
+from electra_lit.pretrained import load_pretrained_encoder
+from electra_lit.runs.run_dir import RunDir
+from electra_lit.runs.setup import begin_run, make_trainer
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def paper_optimizer(optimizer: dict, hidden_size: int) -> dict:
     return optimizer
 
 
-def write_predictions(directory: Path, task: Task, datamodule: TaskDataModule, predictions: list[list[torch.Tensor]]) -> list[Path]:
+def write_predictions(
+    directory: Path, task: Task, datamodule: TaskDataModule, predictions: list[list[torch.Tensor]]
+) -> list[Path]:
     """GLUE's submission files: ``index<TAB>prediction`` with class names (or scores)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -55,30 +58,50 @@ def write_predictions(directory: Path, task: Task, datamodule: TaskDataModule, p
 def finetune(cfg: DictConfig) -> dict:
     """Fine-tune as ``cfg`` says; returns what results.json holds."""
     if OmegaConf.is_missing(cfg, "init_from"):
-        raise ConfigError("init_from is required: an electra-pretrain .ckpt (e.g. "
-                          "runs/pretrain/default/checkpoints/last.ckpt) or a transformers folder")
+        raise ConfigError(
+            "init_from is required: an electra-pretrain .ckpt (e.g. "
+            f"{RunDir('runs/pretrain/default').last_checkpoint}) or a transformers folder"
+        )
     run = begin_run(cfg)
     task = Task.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     pretrained = load_pretrained_encoder(cfg.init_from, cfg.tokenizer_vocab)
     if cfg.max_seq_length > pretrained.encoder.config.max_position_embeddings:
-        raise ConfigError(f"max_seq_length={cfg.max_seq_length} is above the encoder's "
-                          f"{pretrained.encoder.config.max_position_embeddings} positions")
+        raise ConfigError(
+            f"max_seq_length={cfg.max_seq_length} is above the encoder's "
+            f"{pretrained.encoder.config.max_position_embeddings} positions"
+        )
     data_dir = cfg.task.data_dir or (str(Path(cfg.glue_dir) / cfg.task.glue_folder) if cfg.glue_dir else None)
     datamodule = TaskDataModule(
-        task, pretrained.tokenizer, data_dir=data_dir,
+        task,
+        pretrained.tokenizer,
+        data_dir=data_dir,
         files=OmegaConf.to_container(cfg.task.files) if cfg.task.files else None,
-        max_seq_length=cfg.max_seq_length, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
+        max_seq_length=cfg.max_seq_length,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
     )
     datamodule.setup("fit")  # bad data fails here, before any training
     module = ElectraClassifierModule(
-        encoder=asdict(pretrained.encoder.config), num_labels=task.num_labels, metrics=task.metrics,
-        validation_suffixes=[split.suffix for split in task.validation], classifier_dropout=cfg.classifier_dropout,
-        optimizer=paper_optimizer(OmegaConf.to_container(cfg.optimizer, resolve=True), pretrained.encoder.config.hidden_size),
+        encoder=asdict(pretrained.encoder.config),
+        num_labels=task.num_labels,
+        metrics=task.metrics,
+        validation_suffixes=[split.suffix for split in task.validation],
+        classifier_dropout=cfg.classifier_dropout,
+        optimizer=paper_optimizer(
+            OmegaConf.to_container(cfg.optimizer, resolve=True), pretrained.encoder.config.hidden_size
+        ),
     )
     module.encoder.load_state_dict(pretrained.encoder.state_dict())
 
-    best = ModelCheckpoint(dirpath=run.checkpoints, filename=run.best_checkpoint.stem, monitor=f"val/{task.metric}",
-                           mode="max", save_top_k=1, enable_version_counter=False)
+    best = ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename=run.best_checkpoint.stem,
+        monitor=f"val/{task.metric}",
+        mode="max",
+        save_top_k=1,
+        enable_version_counter=False,
+    )
     trainer = make_trainer(cfg, run, callbacks=[best])
     trainer.fit(module, datamodule=datamodule)
 

@@ -18,8 +18,17 @@ from pathlib import Path
 from electra_lit.runs.run_dir import RunDir
 
 TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
-HEADERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP",
-           "mnli": "MNLI", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
+HEADERS = {
+    "cola": "CoLA",
+    "sst2": "SST-2",
+    "mrpc": "MRPC",
+    "stsb": "STS-B",
+    "qqp": "QQP",
+    "mnli": "MNLI",
+    "qnli": "QNLI",
+    "rte": "RTE",
+    "wnli": "WNLI",
+}
 NOT_AVERAGED = {"wnli"}
 
 
@@ -37,7 +46,9 @@ def medians(results: list[dict]) -> dict[str, dict[str, float]]:
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         scores[r["init_from"]][r["task"]].append(100 * r["metrics"][r["metric"]])
-    return {model: {task: statistics.median(values) for task, values in tasks.items()} for model, tasks in scores.items()}
+    return {
+        model: {task: statistics.median(values) for task, values in tasks.items()} for model, tasks in scores.items()
+    }
 
 
 def glue_average(task_scores: dict[str, float]) -> float | None:
@@ -69,5 +80,14 @@ def write_csv(results: list[dict], path: str | Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["model", "task", "seed", "metric", "value", "best_epoch", "results"])
         for r in results:
-            writer.writerow([r["init_from"], r["task"], r.get("seed"), r["metric"], r["metrics"][r["metric"]],
-                             r.get("best_epoch"), r["path"]])
+            writer.writerow(
+                [
+                    r["init_from"],
+                    r["task"],
+                    r.get("seed"),
+                    r["metric"],
+                    r["metrics"][r["metric"]],
+                    r.get("best_epoch"),
+                    r["path"],
+                ]
+            )

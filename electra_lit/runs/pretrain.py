@@ -6,16 +6,19 @@ holds a checkpoint the run resumes from it (global step, optimizer, LR schedule 
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tokenizers import Tokenizer
 
-from electra_lit.config.checks import validate_config
+from electra_lit.config.schema import validate_config
 from electra_lit.data.tokenizer import save_tokenizer
-from electra_lit.errors import ConfigError
+from electra_lit.lit.modules.pretrain import ElectraPretrainModule
+from electra_lit.runs.batch import configured_world_size, plan_from_config
 from electra_lit.runs.resume import check_fits, resume_checkpoint
 from electra_lit.runs.run_dir import RunDir
 from electra_lit.runs.setup import begin_run, make_trainer
@@ -24,23 +27,57 @@ from electra_lit.runs.summary import summary_lines
 log = logging.getLogger(__name__)
 
 
-def accumulate_for_batch_tokens(trainer: L.Trainer, cfg: DictConfig) -> None:
-    """Set gradient accumulation so that one optimizer step sees ``cfg.batch_tokens`` tokens over
-    all processes; validation and checkpoints stay every ``trainer.val_check_interval`` steps."""
-    per_pass = cfg.data.batch_size * cfg.data.max_seq_length * trainer.world_size
-    if cfg.batch_tokens % per_pass:
-        raise ConfigError(
-            f"batch_tokens={cfg.batch_tokens} is not a multiple of data.batch_size x data.max_seq_length x "
-            f"{trainer.world_size} process(es) = {per_pass}; use e.g. batch_tokens={max(1, round(cfg.batch_tokens / per_pass)) * per_pass}"
-        )
-    trainer.accumulate_grad_batches = cfg.batch_tokens // per_pass
-    trainer.val_check_interval = cfg.trainer.val_check_interval * trainer.accumulate_grad_batches
-    log.info("batch_tokens=%d: %d batches of %d x %d tokens per step on each of %d process(es)", cfg.batch_tokens,
-             trainer.accumulate_grad_batches, cfg.data.batch_size, cfg.data.max_seq_length, trainer.world_size)
+def with_batch_plan(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` whose ``data.batch_size`` and ``trainer.accumulate_grad_batches`` are the
+    plan for the devices its trainer config names: checks, the datamodule and the saved config see
+    the numbers the run uses."""
+    plan = plan_from_config(cfg, configured_world_size(cfg.trainer) or 1)
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.data.batch_size, cfg.trainer.accumulate_grad_batches = plan
+    return cfg
+
+
+def apply_batch_plan(trainer: L.Trainer, datamodule: L.LightningDataModule, requested: DictConfig) -> None:
+    """Plan ``requested``'s batch for the Trainer's own world size, which can differ from the
+    config's count (devices=auto on a TPU), and hand it to the datamodule and the Trainer.
+    Validation and checkpoints stay every ``trainer.val_check_interval`` optimizer steps."""
+    plan = plan_from_config(requested, trainer.world_size)
+    datamodule.batch_size = plan.micro_batch_size
+    trainer.accumulate_grad_batches = plan.accumulate_grad_batches
+    if isinstance(trainer.val_check_interval, int):  # a float is a share of an epoch
+        trainer.val_check_interval *= plan.accumulate_grad_batches
+    step = plan.micro_batch_size * plan.accumulate_grad_batches * trainer.world_size
+    log.info(
+        "Batch: %d sequences per optimizer step (global_batch_size=%s) = %d per device x %d accumulated x %d device(s)",
+        step,
+        requested.get("global_batch_size"),
+        plan.micro_batch_size,
+        plan.accumulate_grad_batches,
+        trainer.world_size,
+    )
+
+
+def build_datamodule(cfg: DictConfig, tokenizer: Tokenizer) -> L.LightningDataModule:
+    """``cfg.data``'s datamodule (its ``_target_``), batching with ``cfg.masking``."""
+    return instantiate(cfg.data, tokenizer=tokenizer, masking=cfg.masking, _convert_="object")
+
+
+def build_module(cfg: DictConfig, vocab_size: int) -> ElectraPretrainModule:
+    """The LightningModule: ``cfg.model``'s pair trained with ``cfg.objective``, ``cfg.optimizer``
+    and ``cfg.lr_schedule``, for a tokenizer of ``vocab_size`` tokens."""
+    return ElectraPretrainModule(
+        model=cfg.model,
+        vocab_size=vocab_size,
+        objective=cfg.objective,
+        optimizer=cfg.optimizer,
+        lr_schedule=cfg.lr_schedule,
+    )
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
+    requested, cfg = cfg, with_batch_plan(cfg)
     validate_config(cfg)
     ckpt_path, checkpoint = resume_checkpoint(cfg)
     run = begin_run(cfg)
@@ -49,8 +86,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path:
         check_fits(checkpoint, ckpt_path, cfg, tokenizer)
         del checkpoint
-    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
-    module = instantiate(cfg.module, vocab_size=tokenizer.get_vocab_size(), _recursive_=False)
+    datamodule = build_datamodule(cfg, tokenizer)
+    module = build_module(cfg, tokenizer.get_vocab_size())
     module.tokenizer_json = tokenizer.to_str()  # checkpoints carry their tokenizer
     if cfg.init_from and not ckpt_path:
         from electra_lit.hf import load_pretrained
@@ -59,8 +96,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         load_pretrained(module.generator, module.main_model, init_from)
 
     trainer = make_trainer(cfg, run)
-    if cfg.batch_tokens:
-        accumulate_for_batch_tokens(trainer, cfg)
+    apply_batch_plan(trainer, datamodule, requested)
     if trainer.is_global_zero:
         save_tokenizer(tokenizer, run.tokenizer)
 

@@ -42,16 +42,30 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def _differences(saved: Any, configured: Any, key: str) -> list[str]:
     if isinstance(saved, dict) and isinstance(configured, dict):
-        return [d for k in sorted(set(saved) | set(configured))
-                for d in _differences(saved.get(k), configured.get(k), f"{key}.{k}")]
+        return [
+            d
+            for k in sorted(set(saved) | set(configured))
+            for d in _differences(saved.get(k), configured.get(k), f"{key}.{k}")
+        ]
     return [] if saved == configured else [f"{key}={saved} in the checkpoint, {configured} here"]
+
+
+def _with_defaults(saved: Any, configured: DictConfig) -> Any:
+    """A checkpoint's model settings completed with the schema's defaults: a checkpoint written
+    before a key was in the config recorded only the keys its config file set."""
+    try:
+        return OmegaConf.to_container(OmegaConf.merge(OmegaConf.structured(OmegaConf.get_type(configured)), saved))
+    except Exception:  # not a schema-typed config, or settings the schema does not know: compare as saved
+        return saved
 
 
 def check_fits(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenizer: Tokenizer) -> None:
     """Refuse a checkpoint trained with other model sizes or another tokenizer, naming the difference."""
     hparams = checkpoint.get("hyper_parameters", {})
     if "model" in hparams:
-        differences = _differences(hparams["model"], OmegaConf.to_container(cfg.model, resolve=True), "model")
+        differences = _differences(
+            _with_defaults(hparams["model"], cfg.model), OmegaConf.to_container(cfg.model, resolve=True), "model"
+        )
         if differences:
             raise ConfigError(
                 f"{path} does not fit this config: {'; '.join(differences[:4])}; resume with the run's "
@@ -78,8 +92,14 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
     if own is not None:
         path, checkpoint = own
         if cfg.ckpt_path:
-            log.info("%s has checkpoints of its own (step %s): continuing from %s; ckpt_path=%s only starts "
-                     "a run folder without any", cfg.run_dir, checkpoint.get("global_step"), path, cfg.ckpt_path)
+            log.info(
+                "%s has checkpoints of its own (step %s): continuing from %s; ckpt_path=%s only starts "
+                "a run folder without any",
+                cfg.run_dir,
+                checkpoint.get("global_step"),
+                path,
+                cfg.ckpt_path,
+            )
         elif unreadable:
             log.warning("Resuming from %s (step %s) instead", path, checkpoint.get("global_step"))
         return path, checkpoint
@@ -88,13 +108,14 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
         path = Path(cfg.ckpt_path)
         if not path.exists():
             raise ConfigError(
-                f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null "
-                "to start a new run"
+                f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null to start a new run"
             )
         try:
             checkpoint = read_checkpoint(path)
         except UnreadableCheckpoint as err:
-            raise ConfigError(f"ckpt_path={cfg.ckpt_path}: cannot be read ({err}); it is corrupt or truncated") from None
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path}: cannot be read ({err}); it is corrupt or truncated"
+            ) from None
         return path, checkpoint
 
     if unreadable:

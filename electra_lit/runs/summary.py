@@ -9,7 +9,6 @@ import lightning as L
 
 from electra_lit.runs.run_dir import RunDir
 
-
 _LOSSES = (("gen_loss", "generator"), ("disc_loss", "discriminator"), ("mlm_loss", "MLM"))
 
 
@@ -48,10 +47,14 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     if run.metrics.exists():
         lines.append(f"  metrics     {run.metrics}")
     if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
-        lines.append(f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run.root)} trains on to step N")
+        lines.append(
+            f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run.root)} trains on to step N"
+        )
     else:
         lines.append("  resume      run the same command again: it continues from the checkpoint")
     if last.exists():
-        lines.append(f"  export      electra-export {shlex.quote(str(last))} {shlex.quote(str(run.exported))}"
-                     "   (Hugging Face transformers folders)")
+        lines.append(
+            f"  export      electra-export {shlex.quote(str(last))} {shlex.quote(str(run.exported))}"
+            "   (Hugging Face transformers folders)"
+        )
     return lines

@@ -110,9 +110,7 @@ class Corpus:
     def texts(self, row: dict) -> list[str]:
         """The document texts of one row (one, unless the corpus splits rows further)."""
         if self.text_column not in row:
-            raise ConfigError(
-                f"{self.description}: no column {self.text_column!r}; the columns are: {', '.join(row)}"
-            )
+            raise ConfigError(f"{self.description}: no column {self.text_column!r}; the columns are: {', '.join(row)}")
         text = row[self.text_column]
         return [text] if isinstance(text, str) and text.strip() else []
 
@@ -163,8 +161,12 @@ class TextCorpus(Corpus):
         import datasets
 
         return datasets.load_dataset(
-            "text", data_files=[str(f) for f in files or self.files], split="train", streaming=True,
-            sample_by="paragraph" if self.document == "paragraph" else "document", encoding_errors="replace",
+            "text",
+            data_files=[str(f) for f in files or self.files],
+            split="train",
+            streaming=True,
+            sample_by="paragraph" if self.document == "paragraph" else "document",
+            encoding_errors="replace",
         )
 
     def texts(self, row: dict) -> list[str]:
@@ -193,8 +195,9 @@ class TableCorpus(Corpus):
     def dataset(self, files: Sequence[Path] | None = None):
         import datasets
 
-        return datasets.load_dataset(self.builder, data_files=[str(f) for f in files or self.files],
-                                     split="train", streaming=True)
+        return datasets.load_dataset(
+            self.builder, data_files=[str(f) for f in files or self.files], split="train", streaming=True
+        )
 
     def fingerprint(self) -> str:
         return _file_digest(self.files, self.text_column)

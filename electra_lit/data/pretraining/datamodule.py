@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from functools import partial
 from itertools import islice
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import II
 from tokenizers import Tokenizer
 from torch.utils.data import Dataset, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from electra_lit.data.pretraining.corpus import Corpus
-from electra_lit.data.pretraining.masking import MaskingCollator
-from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilder, pack_documents
+from electra_lit.data.pretraining.masking import MaskingCollator, MaskingConfig
+from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilder, check_packing, pack_documents
 from electra_lit.data.pretraining.shards import ShardedSequences, read_meta, tokenizer_digest
 from electra_lit.data.pretraining.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
@@ -36,6 +40,44 @@ from electra_lit.ranks import gather_from_ranks, own_part
 log = logging.getLogger(__name__)
 
 DEFAULT_STREAMING_VAL_DOCUMENTS = 100
+MIN_SEQ_LENGTH = 8
+
+
+@dataclass
+class DataConfig:
+    """The ``data`` config of pretraining (and of electra-prepare-data and electra-tokenizer, which
+    read its corpus and packing): Hydra builds ``_target_`` from it, with the tokenizer and the
+    masking passed in by the run. Each data option sets the corpus."""
+
+    _target_: str = "electra_lit.data.PretrainDataModule"  # the class built from this node
+    corpus: Any = None  # where the documents come from, a node with its own _target_; each data option sets it
+    max_seq_length: int = 128  # tokens per sequence, [CLS] and [SEP] included
+    batch_size: int | None = None  # sequences per batch and device; null = derived from global_batch_size by the run
+    num_workers: int = 2  # loader processes; 0 loads in the training process
+    # document: a sequence never spans two documents (ELECTRA) | packed: whole documents share one
+    packing: str = "document"
+    single_segment_prob: float = 0.1  # sequences with segment A only
+    short_seq_prob: float = 0.05  # sequences with a random shorter target length
+    val_fraction: float = 0.02  # in memory: share of documents held out for validation
+    # held-out documents, a count instead of val_fraction (streamed and prepared: the first N; null = 100)
+    val_documents: int | None = None
+    streaming: bool = False  # tokenize and pack on the fly, disjoint per rank and worker (large corpora)
+    shuffle_buffer: int = 0  # streaming hub datasets: shuffle rows in a buffer (resume is then approximate)
+    shards: str | None = None  # a folder from electra-prepare-data: pre-tokenized, memory-mapped
+    seed: int = II("seed")  # seeds the document split, packing, shuffling and masking; default: the run's seed
+
+    def __post_init__(self) -> None:
+        if self.max_seq_length < MIN_SEQ_LENGTH:
+            raise ConfigError(f"data.max_seq_length={self.max_seq_length} must be at least {MIN_SEQ_LENGTH}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} must be a positive integer, or null to derive "
+                "it from global_batch_size"
+            )
+        check_packing(self.packing)
+        for key in ("single_segment_prob", "short_seq_prob"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"data.{key}={getattr(self, key)} is outside [0, 1]")
 
 
 class SequenceDataset(Dataset):
@@ -51,7 +93,12 @@ class SequenceDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         input_ids, token_type_ids, length = self.sequences.row(index)
         attention_mask = (np.arange(len(input_ids)) < length).astype(np.int8)
-        return {"key": index, "input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+        return {
+            "key": index,
+            "input_ids": input_ids,
+            "token_type_ids": token_type_ids,
+            "attention_mask": attention_mask,
+        }
 
 
 class PerRankLoader(StatefulDataLoader):
@@ -82,10 +129,11 @@ class PretrainDataModule(L.LightningDataModule):
     Args:
         corpus: where the text comes from (``None`` with ``shards``).
         tokenizer: a ``tokenizers.Tokenizer`` holding [PAD] [UNK] [CLS] [SEP] [MASK].
-        masking: builds the collator; called with ``special_token_ids``, ``max_seq_length``,
-            ``vocab_size`` and ``seed``.
+        masking: the collator's :class:`MaskingConfig` (or its fields), or a callable building the
+            collator from ``special_token_ids``, ``max_seq_length``, ``vocab_size`` and ``seed``.
         max_seq_length: tokens per sequence, [CLS]/[SEP] included.
-        batch_size: sequences per batch (per device).
+        batch_size: sequences per batch (per device); ``electra-pretrain`` sets it from the global batch
+            (electra_lit.runs.batch) before fit, which is when it is first read.
         num_workers: loader worker processes (0 loads in the training process).
         val_fraction: in memory, share of documents held out for validation (at least one).
         val_documents: documents held out when streaming (the first ones; default 100).
@@ -101,7 +149,7 @@ class PretrainDataModule(L.LightningDataModule):
         self,
         corpus: Corpus | None,
         tokenizer: Tokenizer,
-        masking: Callable[..., MaskingCollator],
+        masking: MaskingConfig | Mapping[str, Any] | Callable[..., MaskingCollator],
         max_seq_length: int = 128,
         batch_size: int = 32,
         num_workers: int = 2,
@@ -120,15 +168,26 @@ class PretrainDataModule(L.LightningDataModule):
             raise ConfigError("data: give a corpus (data.corpus) or prepared shards (data.shards=DIR)")
         self.corpus, self.tokenizer, self.shards = corpus, tokenizer, shards
         self.special_token_ids = SpecialTokenIds.from_tokenizer(tokenizer)
+        if isinstance(masking, Mapping):  # MaskingConfig's fields, e.g. from a saved config.yaml
+            masking = MaskingConfig(**masking)
+        if isinstance(masking, MaskingConfig):
+            masking = partial(MaskingCollator, **asdict(masking))
         self.collator = masking(
-            special_token_ids=self.special_token_ids, max_seq_length=max_seq_length,
-            vocab_size=tokenizer.get_vocab_size(), seed=seed,
+            special_token_ids=self.special_token_ids,
+            max_seq_length=max_seq_length,
+            vocab_size=tokenizer.get_vocab_size(),
+            seed=seed,
         )
         self.max_seq_length, self.batch_size, self.num_workers = max_seq_length, batch_size, num_workers
         self.val_fraction, self.val_documents = val_fraction, val_documents
-        self.builder_args = dict(max_seq_length=max_seq_length, cls_id=self.special_token_ids.cls,
-                                 sep_id=self.special_token_ids.sep, mode=packing,
-                                 single_segment_prob=single_segment_prob, short_seq_prob=short_seq_prob)
+        self.builder_args = dict(
+            max_seq_length=max_seq_length,
+            cls_id=self.special_token_ids.cls,
+            sep_id=self.special_token_ids.sep,
+            mode=packing,
+            single_segment_prob=single_segment_prob,
+            short_seq_prob=short_seq_prob,
+        )
         SequenceBuilder(**self.builder_args)  # refuse a bad packing mode now
         self.streaming, self.shuffle_buffer, self.seed = streaming, shuffle_buffer, seed
         self.train_set: Dataset | None = None
@@ -151,7 +210,9 @@ class PretrainDataModule(L.LightningDataModule):
             )
 
     def _pack(self, documents: list[list[list[int]]], seed: int) -> PackedSequences:
-        return pack_documents(documents, rng=random.Random(seed), pad_id=self.special_token_ids.pad, **self.builder_args)
+        return pack_documents(
+            documents, rng=random.Random(seed), pad_id=self.special_token_ids.pad, **self.builder_args
+        )
 
     def _setup_in_memory(self) -> None:
         documents = list(self.corpus.documents())
@@ -173,9 +234,14 @@ class PretrainDataModule(L.LightningDataModule):
             )
         self.train_set = SequenceDataset(train)
         self.val_set = SequenceDataset(self._pack([tokenized[i] for i in sorted(order[:num_val])], self.seed + 1))
-        log.info("Data: %d train / %d validation sequences of %d tokens from %d documents (%.1f%% padding)",
-                 len(self.train_set), len(self.val_set), self.max_seq_length, len(documents),
-                 100 * train.padding_fraction())
+        log.info(
+            "Data: %d train / %d validation sequences of %d tokens from %d documents (%.1f%% padding)",
+            len(self.train_set),
+            len(self.val_set),
+            self.max_seq_length,
+            len(documents),
+            100 * train.padding_fraction(),
+        )
 
     def _setup_streaming(self) -> None:
         self.corpus.check()
@@ -189,11 +255,20 @@ class PretrainDataModule(L.LightningDataModule):
         held_out = held_out[:wanted]
         self.val_set = SequenceDataset(self._pack(tokenize_documents(self.tokenizer, held_out), self.seed + 1))
         self.train_set = StreamingSequences(
-            self.corpus, self.tokenizer, self.builder_args, pad_id=self.special_token_ids.pad,
-            exclude={document_hash(d) for d in held_out}, seed=self.seed, shuffle_buffer=self.shuffle_buffer,
+            self.corpus,
+            self.tokenizer,
+            self.builder_args,
+            pad_id=self.special_token_ids.pad,
+            exclude={document_hash(d) for d in held_out},
+            seed=self.seed,
+            shuffle_buffer=self.shuffle_buffer,
         )
-        log.info("Data: streaming %s; %d validation sequences from the first %d documents",
-                 self.corpus.description, len(self.val_set), len(held_out))
+        log.info(
+            "Data: streaming %s; %d validation sequences from the first %d documents",
+            self.corpus.description,
+            len(self.val_set),
+            len(held_out),
+        )
 
     def _setup_shards(self) -> None:
         meta = read_meta(self.shards)
@@ -209,8 +284,13 @@ class PretrainDataModule(L.LightningDataModule):
             )
         self.train_set = SequenceDataset(ShardedSequences(self.shards, "train"))
         self.val_set = SequenceDataset(ShardedSequences(self.shards, "validation"))
-        log.info("Data: %d train / %d validation sequences of %d tokens from %s",
-                 len(self.train_set), len(self.val_set), self.max_seq_length, self.shards)
+        log.info(
+            "Data: %d train / %d validation sequences of %d tokens from %s",
+            len(self.train_set),
+            len(self.val_set),
+            self.max_seq_length,
+            self.shards,
+        )
 
     # ------------------------------------------------------------ loaders
     def _loader(self, dataset: Dataset, shuffle: bool) -> PerRankLoader:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from electra_lit.data.tokenizer import SpecialTokenIds
+from electra_lit.errors import ConfigError
 
 
 def one_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -37,6 +39,42 @@ def one_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def default_max_predictions(mask_prob: float, max_seq_length: int) -> int:
     """ELECTRA's cap on predictions per sequence: int((mask_prob + 0.005) * max_seq_length)."""
     return max(1, int((mask_prob + 0.005) * max_seq_length))
+
+
+@dataclass
+class MaskingConfig:
+    """The ``masking`` config. :class:`MaskingCollator` checks its arguments through this class,
+    so a collator built in code and a config are held to the same rules, with the same messages."""
+
+    mask_prob: float = 0.15  # share of real tokens the generator predicts (paper: 0.15; 0.25 for Large)
+    max_predictions: int | None = None  # predictions per sequence; null = int((mask_prob + 0.005) * max_seq_length)
+    mask_token_prob: float = 0.85  # of those, share replaced by [MASK] (ELECTRA: 0.85, BERT: 0.8)
+    random_token_prob: float = 0.0  # share replaced by a random token (BERT: 0.1); the others keep their token
+
+    def __post_init__(self) -> None:
+        p, q, r, n = self.mask_prob, self.mask_token_prob, self.random_token_prob, self.max_predictions
+        if not 0 < p < 1:
+            raise ConfigError(f"masking.mask_prob={p} is outside (0, 1); use a fraction such as masking.mask_prob=0.15")
+        if not 0 <= q <= 1:
+            raise ConfigError(f"masking.mask_token_prob={q} is outside [0, 1]; ELECTRA uses 0.85, BERT 0.8")
+        if not 0 <= r <= 1 - q:
+            raise ConfigError(
+                f"masking.random_token_prob={r} must be in [0, 1 - masking.mask_token_prob = {1 - q:g}]; BERT uses 0.1"
+            )
+        if n is not None and n < 1:
+            raise ConfigError(f"masking.max_predictions={n} must be null or at least 1")
+
+    def predictions(self, max_seq_length: int) -> int:
+        """Prediction slots per sequence of ``max_seq_length`` tokens: ``max_predictions``, or
+        ELECTRA's default when null; more slots than tokens are refused."""
+        if self.max_predictions is None:
+            return default_max_predictions(self.mask_prob, max_seq_length)
+        if self.max_predictions > max_seq_length:
+            raise ConfigError(
+                f"masking.max_predictions={self.max_predictions} must be null or in "
+                f"[1, data.max_seq_length={max_seq_length}]"
+            )
+        return self.max_predictions
 
 
 class MaskingCollator:
@@ -60,19 +98,15 @@ class MaskingCollator:
         vocab_size: int | None = None,
         seed: int = 0,
     ):
-        if not 0.0 < mask_prob < 1.0:
-            raise ValueError(f"mask_prob={mask_prob} must be in (0, 1)")
-        if not (0.0 <= mask_token_prob and 0.0 <= random_token_prob and mask_token_prob + random_token_prob <= 1.0):
-            raise ValueError(
-                f"mask_token_prob={mask_token_prob} and random_token_prob={random_token_prob} must be "
-                "non-negative with a sum of at most 1"
-            )
+        config = MaskingConfig(
+            mask_prob=mask_prob,
+            max_predictions=max_predictions,
+            mask_token_prob=mask_token_prob,
+            random_token_prob=random_token_prob,
+        )
         if random_token_prob > 0 and vocab_size is None:
             raise ValueError("random_token_prob > 0 needs the vocab_size to draw random tokens from")
-        if max_predictions is None:
-            max_predictions = default_max_predictions(mask_prob, max_seq_length)
-        if not 1 <= max_predictions <= max_seq_length:
-            raise ValueError(f"max_predictions={max_predictions} must be in [1, max_seq_length={max_seq_length}]")
+        max_predictions = config.predictions(max_seq_length)
         self.mask_prob = mask_prob
         self.mask_token_prob = mask_token_prob
         self.random_token_prob = random_token_prob
@@ -105,7 +139,9 @@ class MaskingCollator:
             return torch.from_numpy(np.stack([np.asarray(e[name]) for e in examples])).long()
 
         input_ids, token_type_ids, attention_mask = (
-            stack("input_ids"), stack("token_type_ids"), stack("attention_mask")
+            stack("input_ids"),
+            stack("token_type_ids"),
+            stack("attention_mask"),
         )
         generator = self._generator(keys)
         batch_size, seq_len = input_ids.shape
@@ -132,12 +168,14 @@ class MaskingCollator:
                 torch.randint(len(self.random_tokens), (batch_size, num_slots), generator=generator)
             ]
             new_tokens = torch.where(to_random, random_ids, new_tokens)
-        batch = one_storage({
-            "input_ids": input_ids.scatter(1, positions, new_tokens),
-            "token_type_ids": token_type_ids,
-            "attention_mask": attention_mask,
-            "masked_positions": positions,
-            "masked_ids": masked_ids,
-        })
+        batch = one_storage(
+            {
+                "input_ids": input_ids.scatter(1, positions, new_tokens),
+                "token_type_ids": token_type_ids,
+                "attention_mask": attention_mask,
+                "masked_positions": positions,
+                "masked_ids": masked_ids,
+            }
+        )
         batch["masked_weights"] = used.float()
         return batch

@@ -26,8 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from electra_lit.errors import ConfigError
+
 MIN_TARGET_LENGTH = 5
 PACKING_MODES = ("document", "packed")
+
+
+def check_packing(mode: str) -> None:
+    """The one check of ``data.packing``: the builder's and the config's."""
+    if mode not in PACKING_MODES:
+        raise ConfigError(f"data.packing={mode} is not a packing mode; choose one of: {', '.join(PACKING_MODES)}")
+
 
 Sentence = Sequence[int]
 
@@ -54,12 +63,19 @@ class PackedSequences:
 class SequenceBuilder:
     """Turns tokenized documents (lists of sentences of ids) into sequences ``(ids, segment_a_end)``."""
 
-    def __init__(self, max_seq_length: int, cls_id: int, sep_id: int, seed: int = 0, mode: str = "document",
-                 single_segment_prob: float = 0.1, short_seq_prob: float = 0.05):
+    def __init__(
+        self,
+        max_seq_length: int,
+        cls_id: int,
+        sep_id: int,
+        seed: int = 0,
+        mode: str = "document",
+        single_segment_prob: float = 0.1,
+        short_seq_prob: float = 0.05,
+    ):
         if max_seq_length < MIN_TARGET_LENGTH:
             raise ValueError(f"max_seq_length={max_seq_length} must be at least {MIN_TARGET_LENGTH}")
-        if mode not in PACKING_MODES:
-            raise ValueError(f"packing={mode!r} is not one of {', '.join(PACKING_MODES)}")
+        check_packing(mode)
         self.max_seq_length, self.cls_id, self.sep_id, self.mode = max_seq_length, cls_id, sep_id, mode
         self.single_segment_prob, self.short_seq_prob = single_segment_prob, short_seq_prob
         self.rng = random.Random(seed)
@@ -161,8 +177,14 @@ def pack_documents(
     mode: str = "document",
 ) -> PackedSequences:
     """Build all sequences of ``documents`` at once (see :class:`SequenceBuilder`)."""
-    builder = SequenceBuilder(max_seq_length, cls_id, sep_id, mode=mode, single_segment_prob=single_segment_prob,
-                              short_seq_prob=short_seq_prob)
+    builder = SequenceBuilder(
+        max_seq_length,
+        cls_id,
+        sep_id,
+        mode=mode,
+        single_segment_prob=single_segment_prob,
+        short_seq_prob=short_seq_prob,
+    )
     if isinstance(rng, random.Random):
         builder.rng = rng
     else:

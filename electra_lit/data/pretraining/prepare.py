@@ -45,10 +45,21 @@ def prepare(cfg: DictConfig) -> dict:
     corpus = instantiate(data.corpus)
     corpus.check()
     special = SpecialTokenIds.from_tokenizer(tokenizer)
-    args = dict(max_seq_length=data.max_seq_length, cls_id=special.cls, sep_id=special.sep, mode=data.packing,
-                single_segment_prob=data.single_segment_prob, short_seq_prob=data.short_seq_prob)
-    builders = {"validation": SequenceBuilder(seed=cfg.seed + 1, **args), "train": SequenceBuilder(seed=cfg.seed, **args)}
-    writers = {split: ShardWriter(out, split, data.max_seq_length, special.pad, cfg.rows_per_shard) for split in builders}
+    args = dict(
+        max_seq_length=data.max_seq_length,
+        cls_id=special.cls,
+        sep_id=special.sep,
+        mode=data.packing,
+        single_segment_prob=data.single_segment_prob,
+        short_seq_prob=data.short_seq_prob,
+    )
+    builders = {
+        "validation": SequenceBuilder(seed=cfg.seed + 1, **args),
+        "train": SequenceBuilder(seed=cfg.seed, **args),
+    }
+    writers = {
+        split: ShardWriter(out, split, data.max_seq_length, special.pad, cfg.rows_per_shard) for split in builders
+    }
     held_out = data.val_documents or DEFAULT_STREAMING_VAL_DOCUMENTS
 
     documents = 0
@@ -63,19 +74,32 @@ def prepare(cfg: DictConfig) -> dict:
         writers[split].add(builder.finish())
     splits = {split: writer.close() for split, writer in writers.items()}
     if splits["train"]["rows"] == 0:
-        raise ConfigError(f"{corpus.description}: no training sequences ({documents} documents, "
-                          f"{held_out} held out for validation); is the corpus large enough, or does it tokenize to nothing?")
+        raise ConfigError(
+            f"{corpus.description}: no training sequences ({documents} documents, "
+            f"{held_out} held out for validation); is the corpus large enough, or does it tokenize to nothing?"
+        )
 
     save_tokenizer(tokenizer, out / "tokenizer")
-    meta = {"format": FORMAT, "max_seq_length": data.max_seq_length, "vocab_size": tokenizer.get_vocab_size(),
-            "tokenizer": tokenizer_digest(tokenizer), "packing": data.packing, "source": corpus.description,
-            "documents": documents, "splits": splits}
+    meta = {
+        "format": FORMAT,
+        "max_seq_length": data.max_seq_length,
+        "vocab_size": tokenizer.get_vocab_size(),
+        "tokenizer": tokenizer_digest(tokenizer),
+        "packing": data.packing,
+        "source": corpus.description,
+        "documents": documents,
+        "splits": splits,
+    }
     tmp = out / "meta.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, out / "meta.json")
     for split, info in splits.items():
-        print(f"{split}: {info['rows']} sequences, {info['tokens']} tokens, {len(info['shards'])} shard(s), "
-              f"{100 * info['padding_fraction']:.1f}% padding")
-    print(f"wrote {out}; train with: electra-pretrain data=shards data.shards={out} tokenizer=pretrained "
-          f"tokenizer.path={out / 'tokenizer'} data.max_seq_length={data.max_seq_length}")
+        print(
+            f"{split}: {info['rows']} sequences, {info['tokens']} tokens, {len(info['shards'])} shard(s), "
+            f"{100 * info['padding_fraction']:.1f}% padding"
+        )
+    print(
+        f"wrote {out}; train with: electra-pretrain data=shards data.shards={out} tokenizer=pretrained "
+        f"tokenizer.path={out / 'tokenizer'} data.max_seq_length={data.max_seq_length}"
+    )
     return meta

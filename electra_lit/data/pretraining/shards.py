@@ -33,7 +33,9 @@ def tokenizer_digest(tokenizer: Tokenizer) -> str:
 class ShardWriter:
     """Collects sequences ``(ids, segment_a_end)`` and writes a shard every ``rows_per_shard``."""
 
-    def __init__(self, directory: str | Path, split: str, max_seq_length: int, pad_id: int, rows_per_shard: int = 65536):
+    def __init__(
+        self, directory: str | Path, split: str, max_seq_length: int, pad_id: int, rows_per_shard: int = 65536
+    ):
         self.directory, self.split = Path(directory), split
         self.max_seq_length, self.pad_id, self.rows_per_shard = max_seq_length, pad_id, rows_per_shard
         self.rows: list[tuple[list[int], int]] = []
@@ -60,8 +62,12 @@ class ShardWriter:
     def close(self) -> dict:
         self._flush()
         rows = sum(s["rows"] for s in self.shards)
-        return {"shards": self.shards, "rows": rows, "tokens": self.tokens,
-                "padding_fraction": 1 - self.tokens / max(1, rows * self.max_seq_length)}
+        return {
+            "shards": self.shards,
+            "rows": rows,
+            "tokens": self.tokens,
+            "padding_fraction": 1 - self.tokens / max(1, rows * self.max_seq_length),
+        }
 
 
 class ShardedSequences:
@@ -86,11 +92,17 @@ class ShardedSequences:
 
     def row(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         if self._maps is None:
-            self._maps = [{c: np.load(self.directory / f"{stem}.{c}.npy", mmap_mode="r") for c in COLUMNS} for stem in self.stems]
+            self._maps = [
+                {c: np.load(self.directory / f"{stem}.{c}.npy", mmap_mode="r") for c in COLUMNS} for stem in self.stems
+            ]
         shard = bisect.bisect_right(self.ends, index)
         offset = index - (self.ends[shard - 1] if shard else 0)
         maps = self._maps[shard]
-        return np.asarray(maps["input_ids"][offset]), np.asarray(maps["token_type_ids"][offset]), int(maps["lengths"][offset])
+        return (
+            np.asarray(maps["input_ids"][offset]),
+            np.asarray(maps["token_type_ids"][offset]),
+            int(maps["lengths"][offset]),
+        )
 
 
 def read_meta(directory: str | Path) -> dict:

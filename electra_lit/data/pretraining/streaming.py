@@ -57,9 +57,18 @@ class StreamingSequences(IterableDataset):
         rank, world_size: this process's part; None = from torch.distributed (1 part without it).
     """
 
-    def __init__(self, corpus: Corpus, tokenizer: Tokenizer, builder: dict[str, Any], pad_id: int,
-                 exclude: set[str] = frozenset(), seed: int = 0, shuffle_buffer: int = 0,
-                 rank: int | None = None, world_size: int | None = None):
+    def __init__(
+        self,
+        corpus: Corpus,
+        tokenizer: Tokenizer,
+        builder: dict[str, Any],
+        pad_id: int,
+        exclude: set[str] = frozenset(),
+        seed: int = 0,
+        shuffle_buffer: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ):
         self.corpus, self.tokenizer, self.builder_args, self.pad_id = corpus, tokenizer, builder, pad_id
         self.exclude, self.seed, self.shuffle_buffer = set(exclude), seed, shuffle_buffer
         self.rank, self.world_size = rank, world_size
@@ -124,11 +133,17 @@ class StreamingSequences(IterableDataset):
                 count, skip, restore = restore["count"], restore["fed"], None
             rows = iter(source)
 
+            # built() is consumed within this pass and reads its live values (count) on purpose
             def built():
                 """This pass's sequences; before each row, the state a checkpoint resumes from."""
                 nonlocal rows_read
                 while True:
-                    self._snapshot = {"epoch": epoch, "source": source.state_dict(), "builder": builder.state_dict(), "count": count}
+                    self._snapshot = {
+                        "epoch": epoch,
+                        "source": source.state_dict(),
+                        "builder": builder.state_dict(),
+                        "count": count,
+                    }
                     self._fed = 0
                     try:
                         row = next(rows)

@@ -36,14 +36,27 @@ class TaskDataModule(L.LightningDataModule):
         max_seq_length, batch_size, num_workers, seed: as their names say.
     """
 
-    def __init__(self, task: Task, tokenizer: Tokenizer, data_dir: str | None = None,
-                 files: Mapping[str, str] | None = None, max_seq_length: int = 128, batch_size: int = 32,
-                 num_workers: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        task: Task,
+        tokenizer: Tokenizer,
+        data_dir: str | None = None,
+        files: Mapping[str, str] | None = None,
+        max_seq_length: int = 128,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
         super().__init__()
         self.task, self.tokenizer = task, tokenizer
         self.data_dir, self.files = data_dir, dict(files) if files else None
         self.special = SpecialTokenIds.from_tokenizer(tokenizer)
-        self.max_seq_length, self.batch_size, self.num_workers, self.seed = max_seq_length, batch_size, num_workers, seed
+        self.max_seq_length, self.batch_size, self.num_workers, self.seed = (
+            max_seq_length,
+            batch_size,
+            num_workers,
+            seed,
+        )
         self.train_set: list[dict] | None = None
 
     def _read(self, split: str, labelled: bool) -> list[Example]:
@@ -82,7 +95,9 @@ class TaskDataModule(L.LightningDataModule):
         batch = {
             "input_ids": pad("input_ids", self.special.pad),
             "token_type_ids": pad("token_type_ids", 0),
-            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (length - len(r["input_ids"])) for r in rows]),
+            "attention_mask": torch.tensor(
+                [[1] * len(r["input_ids"]) + [0] * (length - len(r["input_ids"])) for r in rows]
+            ),
         }
         if rows[0]["label"] is not None:
             dtype = torch.float32 if self.task.labels is None else torch.long
@@ -91,7 +106,11 @@ class TaskDataModule(L.LightningDataModule):
 
     def _loader(self, rows: list[dict], shuffle: bool) -> DataLoader:
         return DataLoader(
-            rows, batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate, num_workers=self.num_workers,
+            rows,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
         )
 

@@ -14,6 +14,7 @@ import csv
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,9 @@ class Task:
             try:
                 return float(value)
             except (TypeError, ValueError):
-                raise ConfigError(f"{where}: label {value!r} is not a number (task {self.name} is a regression)") from None
+                raise ConfigError(
+                    f"{where}: label {value!r} is not a number (task {self.name} is a regression)"
+                ) from None
         text = str(value).strip()
         if text in self.labels:  # a class name, as in GLUE's TSV files
             return self.labels.index(text)
@@ -98,15 +101,27 @@ def _rows_of_tsv(path: Path, names: list[str] | None) -> tuple[list[str], list[l
     return names, rows
 
 
-def _examples(rows, columns: list[str], text_columns: list[str], label_column: str | None,
-              index_column: str | None, task: Task, source: str) -> list[Example]:
+def _cell(row: Any, position: dict[str, int] | None, column: str) -> Any:
+    """A row's value in ``column``: by name, or by position for a headerless TSV row (a list)."""
+    return row[column] if position is None else row[position[column]]
+
+
+def _examples(
+    rows,
+    columns: list[str],
+    text_columns: list[str],
+    label_column: str | None,
+    index_column: str | None,
+    task: Task,
+    source: str,
+) -> list[Example]:
     missing = [c for c in [*text_columns, *([label_column] if label_column else [])] if c not in columns]
     if missing:
         raise ConfigError(f"{source}: no column {missing[0]!r}; the columns are: {', '.join(map(str, columns))}")
     position = {c: i for i, c in enumerate(columns)}
     examples = []
     for n, row in enumerate(rows):
-        get = (lambda c: row[position[c]]) if isinstance(row, list) else (lambda c: row[c])
+        get = partial(_cell, row, position if isinstance(row, list) else None)
         where = f"{source}, row {n + 1}"
         try:
             texts = tuple(str(get(c)) for c in text_columns)
@@ -162,12 +177,20 @@ def read_hub(task: Task, split: str, labelled: bool) -> list[Example]:
             "give glue_dir=DIR (GLUE's download), task.data_dir=DIR (this task's TSV files) or task.files={train: ..., dev: ...}"
         ) from None
     label_column = task.label_column if labelled else None
-    return _examples(table, list(table.column_names), task.text_columns, label_column, "idx", task,
-                     f"{task.hub_path}/{task.hub_name}:{hub_split}")
+    return _examples(
+        table,
+        list(table.column_names),
+        task.text_columns,
+        label_column,
+        "idx",
+        task,
+        f"{task.hub_path}/{task.hub_name}:{hub_split}",
+    )
 
 
-def read_split(task: Task, split: str, labelled: bool, data_dir: str | None = None,
-               files: Mapping[str, str] | None = None) -> list[Example]:
+def read_split(
+    task: Task, split: str, labelled: bool, data_dir: str | None = None, files: Mapping[str, str] | None = None
+) -> list[Example]:
     """The examples of ``split`` from the first source given: data_dir, files, or the hub."""
     if data_dir:
         return read_glue_tsv(task, data_dir, split, labelled)

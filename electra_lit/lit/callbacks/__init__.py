@@ -2,6 +2,6 @@
 
 from electra_lit.lit.callbacks.checkpoint import AtomicCheckpointIO, RandomStateCheckpoint, RunCheckpoint
 from electra_lit.lit.callbacks.progress import StepProgressBar
-from electra_lit.lit.callbacks.throughput import Throughput
+from electra_lit.lit.callbacks.throughput import TokenThroughputMonitor
 
-__all__ = ["AtomicCheckpointIO", "RandomStateCheckpoint", "RunCheckpoint", "StepProgressBar", "Throughput"]
+__all__ = ["AtomicCheckpointIO", "RandomStateCheckpoint", "RunCheckpoint", "StepProgressBar", "TokenThroughputMonitor"]

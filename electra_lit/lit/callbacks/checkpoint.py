@@ -86,7 +86,9 @@ class RunCheckpoint(ModelCheckpoint):
         self._previous_handlers = {}
 
     # ------------------------------------------------------------ saving
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         at_end = trainer.global_step >= trainer.max_steps > 0
         signalled, time_due = self._checks(trainer)
@@ -96,15 +98,20 @@ class RunCheckpoint(ModelCheckpoint):
             self._last_save_time = time.monotonic()
         if signalled:
             self.stopped_by = "a preemption signal"
-            log.info("Preemption signal: saved %s at step %d; run the same command to resume",
-                     self.last_model_path, trainer.global_step)
+            log.info(
+                "Preemption signal: saved %s at step %d; run the same command to resume",
+                self.last_model_path,
+                trainer.global_step,
+            )
             trainer.should_stop = True
 
     def _checks(self, trainer: L.Trainer) -> tuple[bool, bool]:
         """(a signal arrived on any rank, the wall-time interval is over on rank 0): the same on every rank."""
         if trainer.world_size > 1 and trainer.global_step % MULTI_PROCESS_CHECK_EVERY:
             return False, False
-        time_due = self.every_n_minutes is not None and time.monotonic() - self._last_save_time >= 60 * self.every_n_minutes
+        time_due = (
+            self.every_n_minutes is not None and time.monotonic() - self._last_save_time >= 60 * self.every_n_minutes
+        )
         signalled = self._signal is not None
         if trainer.world_size > 1:
             time_due = trainer.strategy.broadcast(time_due)

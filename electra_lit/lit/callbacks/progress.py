@@ -3,7 +3,8 @@
 Lightning's bar counts the batches of an epoch, which for a run defined by ``max_steps`` reads
 "Epoch 3/-2" and, for a streamed corpus (no known length), has no end. This one counts global
 steps to ``max_steps``, so its elapsed / remaining times are the run's, and it shows the speed that
-matters for pretraining, tokens per second (from the ``Throughput`` callback), instead of it/s.
+matters for pretraining, tokens per second over all processes (from
+:class:`~electra_lit.lit.callbacks.throughput.TokenThroughputMonitor`), instead of it/s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedCo
 from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
-from electra_lit.lit.callbacks.throughput import TOKENS_PER_S
+from electra_lit.lit.callbacks.throughput import TokenThroughputMonitor
 
 
 def human_rate(tokens_per_s: float) -> str:
@@ -60,11 +61,11 @@ class StepProgressBar(RichProgressBar):
         return columns
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-        metrics = super().get_metrics(trainer, pl_module)
-        rate = metrics.pop(TOKENS_PER_S, None)  # shown in its own column, not among the losses
-        if rate is not None and self._tokens_column is not None:
-            self._tokens_column.rate = float(rate)
-        return metrics
+        # the monitor logs to the loggers only, never to the bar's metrics: the rate is not listed twice
+        monitor = next((c for c in trainer.callbacks if isinstance(c, TokenThroughputMonitor)), None)
+        if monitor is not None and monitor.tokens_per_s is not None and self._tokens_column is not None:
+            self._tokens_column.rate = monitor.tokens_per_s
+        return super().get_metrics(trainer, pl_module)
 
     def _get_train_description(self, current_epoch: int) -> str:
         return f"{'Training':{len(self.validation_description)}}"
@@ -73,10 +74,16 @@ class StepProgressBar(RichProgressBar):
         super().on_train_epoch_start(trainer, pl_module)
         if self.progress is not None and self.train_progress_bar_id is not None:
             # continue from the current step (a new epoch or a resumed run), without a jump in speed
-            self.progress.reset(self.train_progress_bar_id, total=self.total_train_batches,
-                                completed=trainer.global_step, description=self._get_train_description(0))
+            self.progress.reset(
+                self.train_progress_bar_id,
+                total=self.total_train_batches,
+                completed=trainer.global_step,
+                description=self._get_train_description(0),
+            )
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if not self.is_disabled and self.train_progress_bar_id is None:
             self._initialize_train_progress_bar_id()
         self._update(self.train_progress_bar_id, trainer.global_step)

@@ -1,46 +1,71 @@
-"""Training throughput in the progress bar and the loggers: tokens and sequences per second."""
+"""Training throughput through Lightning's ``ThroughputMonitor``: tokens, sequences and FLOPs per
+second and, on CUDA devices whose peak Lightning knows, model FLOPs utilisation (MFU).
+
+Lightning counts; this subclass only says what to count and what not to log:
+
+- samples are batch rows and items are tokens, every position of the fixed-shape batch (what
+  the accelerator computes, padding included); FLOPs per batch come from the LightningModule's
+  ``flops_per_batch`` (:func:`electra_lit.models.pretraining_flops`).
+- training only. Lightning would also log validation throughput, with validation-batch counts
+  as the step (rows out of step order in metrics.csv) and the training ``flops_per_batch`` (a
+  wrong MFU). Validation batches are still timed, so that validation time is kept out of the
+  training rates.
+- the latest tokens/s stays on the callback (``tokens_per_s``) for the progress bar, which shows
+  it at every step, also when no logger is configured.
+
+Logged every ``trainer.log_every_n_steps`` steps once ``window_size`` batches have run (rates are
+rolling averages over the last ``window_size`` batch ends), under Lightning's names:
+``train/device/items_per_sec`` (tokens/s per device), ``train/device/samples_per_sec``,
+``train/device/batches_per_sec``, ``train/device/flops_per_sec``, ``train/device/mfu`` (CUDA
+devices in Lightning's table only), with more than one process also the totals
+``train/items_per_sec``, ``train/samples_per_sec``, ``train/batches_per_sec``,
+``train/flops_per_sec``; and the counts since the run (re)started ``train/time`` (seconds),
+``train/batches``, ``train/samples``, ``train/lengths`` (tokens).
+"""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.trainer.states import RunningStage
 
-TOKENS_PER_S = "perf/tokens_per_s"  # also read by the progress bar
+TOKENS_PER_S = "train/device/items_per_sec"  # tokens per second on each device, in metrics.csv
 
 
-class Throughput(Callback):
-    """Logs ``perf/tokens_per_s`` and ``perf/samples_per_s`` over all processes, averaged over
-    windows of ``window`` training batches.
+def batch_rows(batch: dict) -> int:
+    """Samples in a batch: its sequences."""
+    return batch["input_ids"].shape[0]
 
-    Counted from batch shapes (every position of the fixed-shape batches: what the accelerator
-    computes), so nothing waits for the GPU; over a window, the time between batch ends is the
-    time per batch even though CUDA runs asynchronously.
+
+def batch_positions(batch: dict) -> int:
+    """Items in a batch: its tokens, (batch, seq) positions, padding included."""
+    return batch["input_ids"].numel()
+
+
+class TokenThroughputMonitor(ThroughputMonitor):
+    """``ThroughputMonitor`` over pretraining batches, logging the training stage only.
+
+    Args:
+        window_size: batches in the rolling averages (at least 2: a rate needs two batch ends).
     """
 
-    def __init__(self, window: int = 20):
-        if window < 1:
-            raise ValueError(f"window={window} must be at least 1")
-        self.window = window
-        self._start: float | None = None
-        self._batches = self._samples = self._tokens = 0
+    def __init__(self, window_size: int = 20):
+        if window_size < 2:
+            raise ValueError(f"window_size={window_size} must be at least 2")
+        super().__init__(batch_size_fn=batch_rows, length_fn=batch_positions, window_size=window_size)
+        self.tokens_per_s: float | None = None  # over all processes; read by StepProgressBar
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = None  # loader start-up is not throughput
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, *args)
+        if trainer.is_global_zero:  # Lightning counts on rank zero only
+            rates = self._throughputs[RunningStage.TRAINING].compute()
+            # the total exists with several processes only; with one, the device's rate is the total
+            self.tokens_per_s = rates.get("items_per_sec", rates.get("device/items_per_sec", self.tokens_per_s))
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        now = time.perf_counter()
-        if self._start is None:
-            self._start, self._batches, self._samples, self._tokens = now, 0, 0, 0
-            return
-        samples, length = batch["input_ids"].shape
-        self._batches += 1
-        self._samples += samples * trainer.world_size
-        self._tokens += samples * length * trainer.world_size
-        if self._batches < self.window:
-            return
-        seconds = now - self._start
-        pl_module.log(TOKENS_PER_S, self._tokens / seconds, prog_bar=True, on_step=True, on_epoch=False)
-        pl_module.log("perf/samples_per_s", self._samples / seconds, on_step=True, on_epoch=False)
-        self._start, self._batches, self._samples, self._tokens = now, 0, 0, 0
+    def _compute(self, trainer: L.Trainer, iter_num: int | None = None) -> None:
+        if trainer.state.stage == RunningStage.TRAINING:  # see the module docstring: no validation rows
+            super()._compute(trainer, iter_num)

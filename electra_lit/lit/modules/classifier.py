@@ -64,9 +64,15 @@ class ElectraClassifierModule(L.LightningModule):
             ``weight_decay``, ``betas``, ``eps``.
     """
 
-    def __init__(self, encoder: Mapping[str, Any], num_labels: int, metrics: Sequence[str],
-                 validation_suffixes: Sequence[str] = ("",), classifier_dropout: float = 0.1,
-                 optimizer: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        encoder: Mapping[str, Any],
+        num_labels: int,
+        metrics: Sequence[str],
+        validation_suffixes: Sequence[str] = ("",),
+        classifier_dropout: float = 0.1,
+        optimizer: Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
         config = EncoderConfig(**encoder)
@@ -120,10 +126,16 @@ class ElectraClassifierModule(L.LightningModule):
     def configure_optimizers(self):
         opt = dict(self.hparams.optimizer or {})
         groups = layerwise_lr_groups(
-            self.encoder, nn.ModuleList([self.classifier]), opt["lr"], opt["layerwise_lr_decay"],
-            opt.get("layer_decay_rule", "released"), opt.get("weight_decay", 0.0),
+            self.encoder,
+            nn.ModuleList([self.classifier]),
+            opt["lr"],
+            opt["layerwise_lr_decay"],
+            opt.get("layer_decay_rule", "released"),
+            opt.get("weight_decay", 0.0),
         )
         optimizer = torch.optim.AdamW(groups, betas=tuple(opt.get("betas", (0.9, 0.999))), eps=opt.get("eps", 1e-6))
-        schedule = LambdaLR(optimizer, warmup_then_linear_decay(self.trainer.estimated_stepping_batches,
-                                                                opt.get("warmup_fraction", 0.1)))
+        schedule = LambdaLR(
+            optimizer,
+            warmup_then_linear_decay(self.trainer.estimated_stepping_batches, opt.get("warmup_fraction", 0.1)),
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

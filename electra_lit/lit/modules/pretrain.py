@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
 from electra_lit.lit.modules.metrics import PretrainMetrics
-from electra_lit.models import EncoderConfig, build_models
+from electra_lit.models import EncoderConfig, build_models, pretraining_flops
 from electra_lit.optim import electra_lr_lambda, parameter_groups
 
 
@@ -28,7 +28,7 @@ class ElectraPretrainModule(L.LightningModule):
     ``generator`` is None when the objective needs none (``mlm``).
 
     Args:
-        model: ``discriminator`` (:class:`EncoderConfig` fields but the vocab size),
+        model: :class:`~electra_lit.models.ModelConfig`'s fields: ``discriminator`` (its sizes),
             ``generator_fraction``, ``generator`` (explicit generator sizes or None) and
             ``embedding_sharing``.
         vocab_size: the tokenizer's vocabulary size.
@@ -72,6 +72,25 @@ class ElectraPretrainModule(L.LightningModule):
         self.train_metrics = PretrainMetrics(vocab_size)
         self.val_metrics = PretrainMetrics(vocab_size)
         self.tokenizer_json: str | None = None
+        self.flops_per_batch: int | None = None  # set by setup(); ThroughputMonitor's FLOP/s and MFU
+
+    def setup(self, stage: str) -> None:
+        self.flops_per_batch = self._flops_per_batch()
+
+    def _flops_per_batch(self) -> int | None:
+        """Training FLOPs of one batch of the datamodule's shape (``batch_size`` sequences of
+        ``max_seq_length`` tokens, ``collator.max_predictions`` masked slots each); None without one."""
+        datamodule = self.trainer.datamodule
+        collator = getattr(datamodule, "collator", None)
+        shape = [
+            getattr(datamodule, "batch_size", None),
+            getattr(datamodule, "max_seq_length", None),
+            getattr(collator, "max_predictions", None),
+        ]
+        if not all(isinstance(size, int) for size in shape):
+            return None
+        generator = None if self.generator is None else self.generator.encoder.config
+        return pretraining_flops(self.main_model.encoder.config, generator, *shape, main_head=self.objective.main_head)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         out = self.objective(self.generator, self.main_model, batch)
@@ -108,8 +127,7 @@ class ElectraPretrainModule(L.LightningModule):
             eps=opt["eps"],
             fused=True if self.device.type == "cuda" else None,
         )
-        total_steps = self.trainer.max_steps
-        if total_steps is None or total_steps <= 0:
-            raise ValueError("trainer.max_steps must be set: the learning rate decays to 0 at that step")
-        schedule = LambdaLR(optimizer, electra_lr_lambda(total_steps, self.hparams.lr_schedule["warmup_steps"]))
+        schedule = LambdaLR(
+            optimizer, electra_lr_lambda(self.trainer.max_steps, self.hparams.lr_schedule["warmup_steps"])
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,67 @@
+"""The setup every run shares, pretraining and fine-tuning alike: checks that the trainer can run
+here, the config tree, seeds and matmul precision (:func:`begin_run`), then loggers, callbacks, the
+Trainer and the saved config (:func:`make_trainer`). Parallelism and precision are decided here,
+from the ``trainer`` group, never in model code."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from electra_lit.errors import ConfigError
+from electra_lit.lit.loggers.wandb import log_config
+from electra_lit.runs.console import hide_lightning_tips, print_config_tree
+from electra_lit.runs.run_dir import RunDir
+
+
+def check_trainer_runs_here(trainer: DictConfig) -> None:
+    """Refuse, in one line, a trainer this machine cannot run, naming the option to use instead."""
+    accelerator = trainer.get("accelerator")
+    strategy = trainer.get("strategy")
+    strategy_target = strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU and PyTorch sees none; use trainer=cpu "
+            "(or trainer=ddp trainer.accelerator=cpu trainer.precision=32-true for several CPU processes)"
+        )
+    if accelerator == "tpu" and importlib.util.find_spec("torch_xla") is None:
+        raise ConfigError(
+            "trainer.accelerator=tpu needs torch_xla (on a TPU VM: pip install torch_xla); "
+            "elsewhere use trainer=gpu or trainer=cpu"
+        )
+    if "deepspeed" in strategy_target.lower() and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            "trainer=deepspeed needs the deepspeed package: pip install 'electra_lit[deepspeed]'; "
+            "or shard with trainer=fsdp"
+        )
+
+
+def begin_run(cfg: DictConfig) -> RunDir:
+    """Before anything is built: the trainer fits this machine, the config tree is printed, every
+    random generator is seeded and fp32 matmuls get their precision. Returns the run's folder."""
+    check_trainer_runs_here(cfg.trainer)
+    if cfg.print_config:
+        print_config_tree(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    return RunDir(cfg.run_dir)
+
+
+def make_trainer(cfg: DictConfig, run: RunDir, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+    """The Trainer of ``cfg.trainer`` with the loggers of ``cfg.logger`` and the callbacks of
+    ``cfg.callbacks`` (plus ``callbacks``); global rank 0 then saves the resolved config into the
+    run folder and hands it to W&B."""
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = [*(instantiate(c) for c in (cfg.get("callbacks") or {}).values()), *callbacks]
+    hide_lightning_tips()
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    if trainer.is_global_zero:
+        run.root.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run.config, resolve=True)
+        log_config(loggers, OmegaConf.to_container(cfg, resolve=True))
+    return trainer
