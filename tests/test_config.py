@@ -185,6 +185,25 @@ def test_unknown_group_option_lists_the_choices():
     check_group_choices(["model=small,base", "masking.mask_prob=0.2", "logger=null", "+foo=bar"])
 
 
+@pytest.mark.parametrize(
+    "override, refused",
+    [
+        ("+model@extra=huge", "model=huge"),  # a group added at another package
+        ("model=choice(small,huge)", "model=huge"),  # a sweep in Hydra's function syntax
+        ("model=glob(xx*)", "model=glob(xx*): matches no option"),  # a glob that picks nothing
+        ("~model", None),  # deleting a group's choice is Hydra's business
+        ("model=glob(s*)", None),
+        ("model=range(1,2)", "model=1"),
+    ],
+)
+def test_group_options_are_read_with_hydras_own_grammar(override, refused):
+    if refused is None:
+        check_group_choices([override])
+        return
+    with pytest.raises(ConfigError, match="^" + refused.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")):
+        check_group_choices([override])
+
+
 @pytest.mark.slow
 def test_cli_bad_input_is_one_line_before_training(tmp_path):
     for args, expected in [
