@@ -209,3 +209,24 @@ def test_export_of_a_missing_checkpoint_is_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"electra-export: error: checkpoint {tmp_path / 'none.ckpt'}: no such file"
+
+
+def test_an_mlm_objectives_main_model_exports_to_masked_lm_and_loads_back(tmp_path):
+    _, main_model = build_models(CONFIG, main_head="mlm", with_generator=False)
+    with torch.no_grad():
+        for p in main_model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    main_model.eval()
+    written = export_pretrained(None, main_model, None, tmp_path)
+    assert written == [tmp_path / "masked_lm"] and not (tmp_path / "discriminator").exists()
+    ids, types, mask = random_inputs()
+    hf_model = transformers.ElectraForMaskedLM.from_pretrained(tmp_path / "masked_lm").eval()
+    positions = torch.arange(ids.shape[1]).expand(ids.shape[0], -1)
+    with torch.no_grad():
+        ours = main_model(ids, types, mask, positions)
+        torch.testing.assert_close(
+            hf_model(ids, attention_mask=mask, token_type_ids=types).logits, ours, atol=1e-5, rtol=1e-5
+        )
+        _, fresh = build_models(CONFIG, main_head="mlm", with_generator=False)
+        load_pretrained(None, fresh, str(tmp_path))  # finds masked_lm/ for a masked-LM main model
+        torch.testing.assert_close(fresh.eval()(ids, types, mask, positions), ours)
