@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 import electra_lit  # noqa: F401  registers the config resolvers
+from electra_lit.data.pretraining.corpus import builtin_corpus_dir
 
 # A small, fast variant of the tiny model for tests that train: 8 sequences per batch and device,
 # no gradient accumulation whatever the device count (global_batch_size=null).
@@ -26,6 +27,16 @@ FAST = [
     "data.max_seq_length=64",
     "data.batch_size=8",
     "data.num_workers=0",
+]
+
+# The built-in novels as a user's text files, tokenized on the fly (the streaming path).
+STREAMED_AUSTEN = [
+    "data=text",
+    f"data.corpus.paths={builtin_corpus_dir()}",
+    "data.corpus.document=chapter",
+    "data.streaming=true",
+    "data.val_documents=5",
+    "tokenizer=bert_uncased",
 ]
 
 

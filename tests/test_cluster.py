@@ -16,8 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import FAST, BatchRecorder
-from electra_lit.data.pretraining.corpus import builtin_corpus_dir
+from conftest import FAST, STREAMED_AUSTEN, BatchRecorder
 from electra_lit.errors import ConfigError
 from electra_lit.lit import AtomicCheckpointIO
 from electra_lit.runs.pretrain import train
@@ -231,14 +230,6 @@ def test_global_batch_size_sets_gradient_accumulation_or_the_batch(compose_pretr
 
 # ------------------------------------------------------------------ DDP
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
-STREAMED = [
-    "data=text",
-    f"data.corpus.paths={builtin_corpus_dir()}",
-    "data.corpus.document=chapter",
-    "data.streaming=true",
-    "data.val_documents=5",
-    "tokenizer=bert_uncased",
-]
 
 
 @pytest.mark.slow
@@ -249,7 +240,7 @@ def test_two_process_ddp_resumes_each_ranks_data_exactly(tmp_path, cache_dir):
         rc, output = run_cli(
             *FAST,
             *DDP_CPU,
-            *STREAMED,
+            *STREAMED_AUSTEN,
             *SHORT,
             f"cache_dir={cache_dir}",
             f"run_dir={run_dir}",

@@ -4,8 +4,7 @@
 import pytest
 from hydra import compose, initialize_config_module
 
-from conftest import FAST, BatchRecorder
-from electra_lit.data.pretraining.corpus import builtin_corpus_dir
+from conftest import FAST, STREAMED_AUSTEN, BatchRecorder
 from electra_lit.data.pretraining.prepare import prepare
 from electra_lit.runs.pretrain import train
 
@@ -30,14 +29,7 @@ def shards(tmp_path_factory):
 
 SOURCES = {
     "builtin": [],
-    "text-streaming": [
-        "data=text",
-        f"data.corpus.paths={builtin_corpus_dir()}",
-        "data.corpus.document=chapter",
-        "data.streaming=true",
-        "data.val_documents=5",
-        "tokenizer=bert_uncased",
-    ],
+    "text-streaming": STREAMED_AUSTEN,
     "shards": ["data=shards", "tokenizer=pretrained"],
 }
 

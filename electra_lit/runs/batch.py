@@ -52,8 +52,7 @@ def plan_batch(
     Raises a one-line :class:`ConfigError` naming the keys and a working value when the numbers
     do not divide.
     """
-    _positive("global_batch_size", global_batch_size)
-    _positive("data.batch_size", micro_batch_size)
+    _positive("global_batch_size", global_batch_size)  # data.batch_size: DataConfig checks it
     _positive("trainer.accumulate_grad_batches", accumulate)
     devices = f"{world_size} device(s)"
     if global_batch_size is None:

@@ -77,8 +77,8 @@ def build_module(cfg: DictConfig, vocab_size: int) -> ElectraPretrainModule:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
+    validate_config(cfg)  # data.batch_size and the rest, before the plan does arithmetic with them
     requested, cfg = cfg, with_batch_plan(cfg)
-    validate_config(cfg)
     ckpt_path, checkpoint = resume_checkpoint(cfg)
     run = begin_run(cfg)
 
