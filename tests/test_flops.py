@@ -107,6 +107,7 @@ def test_a_run_logs_tokens_per_second_and_flops_per_batch(compose_pretrain, tmp_
             "trainer.log_every_n_steps=1",
             "trainer.limit_val_batches=0",
             "callbacks.throughput.window_size=2",
+            "callbacks.throughput.peak_tflops=0.5",
             "+callbacks.flops_probe._target_=test_flops.FlopsProbe",
         )
     )
@@ -117,3 +118,32 @@ def test_a_run_logs_tokens_per_second_and_flops_per_batch(compose_pretrain, tmp_
     assert tokens_per_s and min(tokens_per_s) > 0 and len(flops_per_s) == len(tokens_per_s)
     per_token = FlopsProbe.seen["flops_per_batch"] / (8 * 64)  # FAST: batches of 8 sequences of 64 tokens
     assert all(flops / tokens == pytest.approx(per_token) for flops, tokens in zip(flops_per_s, tokens_per_s))
+    mfu = [float(r["perf/mfu"]) for r in rows if r.get("perf/mfu")]
+    assert mfu == pytest.approx([flops / 0.5e12 for flops in flops_per_s])  # against the configured peak
+    assert "train/device/mfu" not in rows[0]  # logged once, as perf/mfu
+
+
+# ELECTRA-Small's discriminator (conf/model/small.yaml) and its 1/4-width generator, BERT's vocab
+SMALL = EncoderConfig(
+    vocab_size=30522, hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024, embedding_size=128
+)
+
+
+def test_analytic_flops_match_the_counter_at_electra_small():
+    torch.manual_seed(0)
+    batch, seq, predictions = 2, 128, 20  # 15% of 128 tokens, rounded as the collator does
+    generator, main = build_models(SMALL, main_head="rtd", with_generator=True, generator_fraction=0.25)
+    inputs = {
+        "input_ids": torch.randint(5, SMALL.vocab_size, (batch, seq)),
+        "token_type_ids": torch.zeros(batch, seq, dtype=torch.long),
+        "attention_mask": torch.ones(batch, seq, dtype=torch.long),
+        "masked_positions": torch.stack([torch.randperm(seq)[:predictions] for _ in range(batch)]),
+        "masked_ids": torch.randint(5, SMALL.vocab_size, (batch, predictions)),
+        "masked_weights": torch.ones(batch, predictions),
+    }
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        ReplacedTokenDetection()(generator, main, inputs).loss.backward()
+    expected = pretraining_flops(main.encoder.config, generator.encoder.config, batch, seq, predictions)
+    assert counter.get_total_flops() == pytest.approx(expected, rel=0.05)
+    assert generator.encoder.config.hidden_size == 64  # the small generator: a quarter of the width

@@ -72,6 +72,7 @@ def build_module(cfg: DictConfig, vocab_size: int) -> ElectraPretrainModule:
         objective=cfg.objective,
         optimizer=cfg.optimizer,
         lr_schedule=cfg.lr_schedule,
+        compile=OmegaConf.to_object(cfg.compile) if "compile" in cfg else None,
     )
 
 

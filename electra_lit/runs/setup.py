@@ -22,8 +22,7 @@ from electra_lit.runs.run_dir import RunDir
 def check_trainer_runs_here(trainer: DictConfig) -> None:
     """Refuse, in one line, a trainer this machine cannot run, naming the option to use instead."""
     accelerator = trainer.get("accelerator")
-    strategy = trainer.get("strategy")
-    strategy_target = strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
+    strategy_target = _strategy_name(trainer)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator} needs a CUDA GPU and PyTorch sees none; use trainer=cpu "
@@ -41,10 +40,26 @@ def check_trainer_runs_here(trainer: DictConfig) -> None:
         )
 
 
+def configured_device(trainer: DictConfig) -> torch.device:
+    """The device type ``trainer.accelerator`` will run on here (``auto`` picks CUDA when present)."""
+    accelerator = str(trainer.get("accelerator") or "auto")
+    if accelerator == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device({"gpu": "cuda", "tpu": "xla"}.get(accelerator, accelerator))
+
+
+def _strategy_name(trainer: DictConfig) -> str:
+    strategy = trainer.get("strategy")
+    return strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
+
+
 def begin_run(cfg: DictConfig) -> RunDir:
-    """Before anything is built: the trainer fits this machine, the config tree is printed, every
-    random generator is seeded and fp32 matmuls get their precision. Returns the run's folder."""
+    """Before anything is built or written: the trainer and ``compile`` fit this machine, the config
+    tree is printed, every random generator is seeded and fp32 matmuls get their precision.
+    Returns the run's folder."""
     check_trainer_runs_here(cfg.trainer)
+    if "compile" in cfg:
+        OmegaConf.to_object(cfg.compile).check_runs_on(configured_device(cfg.trainer), _strategy_name(cfg.trainer))
     if cfg.print_config:
         print_config_tree(cfg)
     L.seed_everything(cfg.seed, workers=True)

@@ -1,5 +1,5 @@
 """Training throughput through Lightning's ``ThroughputMonitor``: tokens, sequences and FLOPs per
-second and, on CUDA devices whose peak Lightning knows, model FLOPs utilisation (MFU).
+second and model FLOPs utilisation (MFU, ``perf/mfu``) where the device's peak is known.
 
 Lightning counts; this subclass only says what to count and what not to log:
 
@@ -10,14 +10,17 @@ Lightning counts; this subclass only says what to count and what not to log:
   as the step (rows out of step order in metrics.csv) and the training ``flops_per_batch`` (a
   wrong MFU). Validation batches are still timed, so that validation time is kept out of the
   training rates.
+- the peak FLOP/s behind MFU comes from electra_lit's table (:mod:`electra_lit.peak_flops`:
+  H100, H200, A100, L4 in bf16, TF32 and fp32) or from ``peak_tflops``, not from Lightning's
+  (which has no plain "NVIDIA H200"); MFU is logged as ``perf/mfu``.
 - the latest tokens/s stays on the callback (``tokens_per_s``) for the progress bar, which shows
   it at every step, also when no logger is configured.
 
 Logged every ``trainer.log_every_n_steps`` steps once ``window_size`` batches have run (rates are
 rolling averages over the last ``window_size`` batch ends), under Lightning's names:
 ``train/device/items_per_sec`` (tokens/s per device), ``train/device/samples_per_sec``,
-``train/device/batches_per_sec``, ``train/device/flops_per_sec``, ``train/device/mfu`` (CUDA
-devices in Lightning's table only), with more than one process also the totals
+``train/device/batches_per_sec``, ``train/device/flops_per_sec``, ``perf/mfu`` (where the peak
+is known), with more than one process also the totals
 ``train/items_per_sec``, ``train/samples_per_sec``, ``train/batches_per_sec``,
 ``train/flops_per_sec``; and the counts since the run (re)started ``train/time`` (seconds),
 ``train/batches``, ``train/samples``, ``train/lengths`` (tokens).
@@ -28,10 +31,14 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ThroughputMonitor
 from lightning.pytorch.trainer.states import RunningStage
 
+from electra_lit.peak_flops import matmul_precision, peak_flops
+
 TOKENS_PER_S = "train/device/items_per_sec"  # tokens per second on each device, in metrics.csv
+MFU = "perf/mfu"  # model FLOPs utilisation of each device, in metrics.csv
 
 
 def batch_rows(batch: dict) -> int:
@@ -49,13 +56,32 @@ class TokenThroughputMonitor(ThroughputMonitor):
 
     Args:
         window_size: batches in the rolling averages (at least 2: a rate needs two batch ends).
+        peak_tflops: the device's peak TFLOP/s for ``perf/mfu``; None = from the table of
+            :mod:`electra_lit.peak_flops` by device name and the trainer's precision.
     """
 
-    def __init__(self, window_size: int = 20):
+    def __init__(self, window_size: int = 20, peak_tflops: float | None = None):
         if window_size < 2:
             raise ValueError(f"window_size={window_size} must be at least 2")
+        if peak_tflops is not None and peak_tflops <= 0:
+            raise ValueError(f"peak_tflops={peak_tflops} must be > 0 (or null: from the device table)")
         super().__init__(batch_size_fn=batch_rows, length_fn=batch_positions, window_size=window_size)
+        self.peak_tflops = peak_tflops
         self.tokens_per_s: float | None = None  # over all processes; read by StepProgressBar
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.available_flops = self._peak_flops(trainer)
+        for throughput in self._throughputs.values():
+            throughput.available_flops = self.available_flops
+
+    def _peak_flops(self, trainer: L.Trainer) -> float | None:
+        if self.peak_tflops is not None:
+            return self.peak_tflops * 1e12
+        device = trainer.strategy.root_device
+        if device.type != "cuda":
+            return None
+        return peak_flops(torch.cuda.get_device_name(device), matmul_precision(trainer.precision, device.type))
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any
@@ -67,5 +93,11 @@ class TokenThroughputMonitor(ThroughputMonitor):
             self.tokens_per_s = rates.get("items_per_sec", rates.get("device/items_per_sec", self.tokens_per_s))
 
     def _compute(self, trainer: L.Trainer, iter_num: int | None = None) -> None:
-        if trainer.state.stage == RunningStage.TRAINING:  # see the module docstring: no validation rows
-            super()._compute(trainer, iter_num)
+        # training only: see the module docstring
+        if trainer.state.stage != RunningStage.TRAINING or not trainer._logger_connector.should_update_logs:
+            return
+        rates = self._throughputs[RunningStage.TRAINING].compute()
+        metrics = {f"train/{name}": value for name, value in rates.items() if name != "device/mfu"}
+        if "device/mfu" in rates:
+            metrics[MFU] = rates["device/mfu"]
+        trainer._logger_connector.log_metrics(metrics, step=iter_num)

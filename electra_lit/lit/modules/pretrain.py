@@ -11,8 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
+from electra_lit.lit.compile import CompileConfig, clone_tensors, mark_step_begin
 from electra_lit.lit.modules.metrics import PretrainMetrics
 from electra_lit.models import EncoderConfig, build_models, pretraining_flops
+from electra_lit.objectives import PretrainOutput
 from electra_lit.optim import electra_lr_lambda, parameter_groups
 
 
@@ -35,8 +37,10 @@ class ElectraPretrainModule(L.LightningModule):
         objective: ``_target_`` and arguments of the objective (e.g. ``ReplacedTokenDetection``).
         optimizer: AdamW's ``lr``, ``betas``, ``eps``, ``weight_decay``.
         lr_schedule: ``warmup_steps``; the decay ends at the trainer's ``max_steps``.
+        compile: how the objective's step is compiled (:class:`~electra_lit.lit.compile.CompileConfig`);
+            a setting of the run, not of the model, so not saved in checkpoints.
 
-    All arguments are plain values saved in every checkpoint, and so is the tokenizer (set
+    The other arguments are plain values saved in every checkpoint, and so is the tokenizer (set
     ``tokenizer_json``), so ``ElectraPretrainModule.load_from_checkpoint(path)`` rebuilds
     everything without a config.
     """
@@ -48,6 +52,7 @@ class ElectraPretrainModule(L.LightningModule):
         objective: Mapping[str, Any],
         optimizer: Mapping[str, Any],
         lr_schedule: Mapping[str, Any],
+        compile: CompileConfig | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(
@@ -73,9 +78,18 @@ class ElectraPretrainModule(L.LightningModule):
         self.val_metrics = PretrainMetrics(vocab_size)
         self.tokenizer_json: str | None = None
         self.flops_per_batch: int | None = None  # set by setup(); ThroughputMonitor's FLOP/s and MFU
+        self.compile_config = compile or CompileConfig()
+        self.objective_step = self.run_objective  # compiled by setup() when compile.enabled
 
     def setup(self, stage: str) -> None:
         self.flops_per_batch = self._flops_per_batch()
+        strategy = self.trainer.strategy
+        self.compile_config.check_runs_on(strategy.root_device, type(strategy).__name__)
+        self.objective_step = self.compile_config.build(self.run_objective)
+
+    def run_objective(self, batch: dict[str, torch.Tensor]) -> PretrainOutput:
+        """The objective's forward pass and losses on one batch: what ``compile`` compiles."""
+        return self.objective(self.generator, self.main_model, batch)
 
     def _flops_per_batch(self) -> int | None:
         """Training FLOPs of one batch of the datamodule's shape (``batch_size`` sequences of
@@ -93,7 +107,11 @@ class ElectraPretrainModule(L.LightningModule):
         return pretraining_flops(self.main_model.encoder.config, generator, *shape, main_head=self.objective.main_head)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        out = self.objective(self.generator, self.main_model, batch)
+        if self.compile_config.cuda_graphs:
+            mark_step_begin()
+            out = clone_tensors(self.objective_step(batch))  # the next replay overwrites the graph's outputs
+        else:
+            out = self.objective_step(batch)
         metrics = self.train_metrics if stage == "train" else self.val_metrics
         per_step = stage == "train"
         log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])
