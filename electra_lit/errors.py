@@ -11,6 +11,11 @@ class ConfigError(ValueError):
     """A config value, file or path the user gave cannot work. The message says which and how to fix it."""
 
 
+class RunFault(ConfigError):
+    """A foreseeable fault that stops a run (a full disk, a diverged loss): printed as one line
+    that says what was kept and what to do, like a config error."""
+
+
 def config_error_in(err: BaseException | None) -> ConfigError | None:
     """The ConfigError behind ``err`` (Hydra wraps errors raised while instantiating)."""
     while err is not None and not isinstance(err, ConfigError):

@@ -3,6 +3,7 @@
 
 from electra_lit.lit.callbacks import (
     AtomicCheckpointIO,
+    NonFiniteGuard,
     RandomStateCheckpoint,
     RunCheckpoint,
     StepProgressBar,
@@ -15,6 +16,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "ElectraClassifierModule",
     "ElectraPretrainModule",
+    "NonFiniteGuard",
     "PretrainMetrics",
     "RandomStateCheckpoint",
     "RunCheckpoint",

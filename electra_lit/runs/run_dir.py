@@ -23,6 +23,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from electra_lit.errors import ConfigError
+
 PREVIOUS_SUFFIX = ".previous.ckpt"
 
 
@@ -44,6 +46,22 @@ class RunDir:
 
     def __str__(self) -> str:
         return str(self.root)
+
+    def check_usable(self, key: str = "run_dir") -> None:
+        """Refuse, in one line, a run folder that cannot be one: an existing file, or a path under a
+        file. A folder that does not exist yet is fine (the run makes it). Call it before anything
+        is built; ``key`` names the setting in the message."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"{key}={self.root} is a file, not a folder; give {key}=another path (a new folder, or a "
+                f"run's folder to resume it), or move the file away"
+            )
+        blocking = next((p for p in self.root.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise ConfigError(
+                f"{key}={self.root}: {blocking} is a file, not a folder, so no folder can be made there; "
+                f"give {key}=a path whose parents are folders"
+            )
 
     @property
     def config(self) -> Path:
@@ -79,9 +97,12 @@ class RunDir:
         return sorted(self.root.glob("hpc_ckpt_*.ckpt"))
 
     def resume_candidates(self) -> list[Path]:
-        """The checkpoints a re-run may continue from, newest kind first, those that exist."""
+        """The checkpoints a re-run may continue from, those that exist, newest kind first: last.ckpt,
+        the requeue checkpoints, last.previous.ckpt, then any other ``*.ckpt`` in checkpoints/
+        (``last-v1.ckpt`` of older versions, a file copied in by hand); temporary files are not."""
         paths = [self.last_checkpoint, *self.requeue_checkpoints, self.previous_checkpoint]
-        return [path for path in paths if path.exists()]
+        others = sorted(p for p in self.checkpoints.glob("*.ckpt") if not p.name.startswith(".") and p not in paths)
+        return [path for path in [*paths, *others] if path.exists()]
 
     @property
     def wandb_id(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from electra_lit.errors import RunFault
 from electra_lit.ranks import gather_from_ranks, own_part
 from electra_lit.runs.run_dir import RunDir, previous_checkpoint
 
@@ -26,17 +28,39 @@ log = logging.getLogger(__name__)
 MULTI_PROCESS_CHECK_EVERY = 10  # steps between the (collective) time and signal checks with several ranks
 
 
+def checkpoint_bytes(value: Any) -> int:
+    """Bytes of the tensors in a checkpoint dict: about its size on disk."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(checkpoint_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(checkpoint_bytes(item) for item in value)
+    return 0
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a temporary file and renames it into place, so a crash during a save
-    never leaves a half-written file; the file it replaces is kept as ``*.previous.ckpt``, the
-    fallback when the newest one turns out unreadable."""
+    """Writes a checkpoint to a temporary file next to it (``.last.ckpt.tmp``, never the system's
+    temp folder) and renames it into place, so a crash during a save never leaves a half-written
+    file; the file it replaces is kept as ``*.previous.ckpt``, the fallback when the newest one
+    turns out unreadable. A save that fails (disk full, I/O error) removes its temporary file,
+    leaves the previous checkpoints as they were and stops the run with one line."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
+            raise RunFault(
+                f"could not write the checkpoint {path}: {err.strerror or err} (it needs about "
+                f"{checkpoint_bytes(checkpoint) / 2**20:.0f} MB, {free / 2**20:.0f} MB are free there); the "
+                "previous checkpoints are intact: free space and run the same command to resume from them"
+            ) from None
         if path.exists():
             os.replace(path, previous_checkpoint(path))
         os.replace(tmp, path)
@@ -56,7 +80,9 @@ class RunCheckpoint(ModelCheckpoint):
 
     def __init__(self, run_dir: str | Path, *args: Any, every_n_minutes: float | None = None, **kwargs: Any):
         run = RunDir(run_dir)
-        super().__init__(*args, dirpath=run.checkpoints, **kwargs)
+        # one fixed name, whatever the folder was called when the restored state was saved: with
+        # the version counter, a moved or copied run folder would write last-v1.ckpt beside last.ckpt
+        super().__init__(*args, dirpath=run.checkpoints, enable_version_counter=False, **kwargs)
         self.CHECKPOINT_NAME_LAST = run.LAST
         self.every_n_minutes = every_n_minutes
         self._last_save_time = time.monotonic()
