@@ -9,14 +9,18 @@ import lightning as L
 
 
 class SignalAtStep(L.Callback):
-    """Sends ``signal_name`` (KILL, TERM, USR1) to this process after training step ``step``."""
+    """Sends ``signal_name`` (KILL, TERM, USR1) to this process after training step ``step``; with
+    ``group``, to its whole process group (loader workers included), as scancel and timeout do."""
 
-    def __init__(self, step: int, signal_name: str):
-        self.step, self.signum = step, getattr(signal, f"SIG{signal_name}")
+    def __init__(self, step: int, signal_name: str, group: bool = False):
+        self.step, self.signum, self.group = step, getattr(signal, f"SIG{signal_name}"), group
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self.step and trainer.is_global_zero:
-            os.kill(os.getpid(), self.signum)
+            if self.group:
+                os.killpg(os.getpgid(0), self.signum)
+            else:
+                os.kill(os.getpid(), self.signum)
 
 
 class RecordBatches(L.Callback):

@@ -1,20 +1,31 @@
 """Faults that real clusters produce, performed for real, and what must survive them: a moved or
-copied run folder, a diverging loss, a full disk during a save."""
+copied run folder, a diverging loss, a full disk during a save, a signal to the whole process
+group, two runs on one folder."""
 
 import errno
+import json
+import logging
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from test_cluster import run_cli
 
 from conftest import FAST
-from electra_lit.errors import RunFault
+from electra_lit.errors import ConfigError, RunFault
 from electra_lit.lit.callbacks.checkpoint import AtomicCheckpointIO
+from electra_lit.runs.lock import RunLock
 from electra_lit.runs.pretrain import train
 from electra_lit.runs.resume import read_checkpoint, resume_checkpoint
 
-SHORT = [*FAST, "trainer.val_check_interval=3", "trainer.limit_val_batches=1"]
+SHORT = [*FAST, "trainer.val_check_interval=3", "trainer.limit_val_batches=1", "print_config=false"]
 
 
 def saved_step(path) -> int:
@@ -107,3 +118,87 @@ def test_a_run_whose_disk_fills_stops_with_its_last_checkpoint_intact(compose_pr
     run = tmp_path / "run"
     assert checkpoint_files(run) == ["last.ckpt"]
     assert saved_step(run / "checkpoints" / "last.ckpt") == 3
+
+
+# ------------------------------------------------------------------ signals to the whole process group
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["TERM", "USR1"])
+def test_a_signal_to_the_process_group_saves_and_exits_cleanly(tmp_path, cache_dir, name):
+    # what scancel, timeout and many schedulers do: the loader workers get the signal too
+    common = [*SHORT, "data.num_workers=2", f"cache_dir={cache_dir}", "trainer.max_steps=12", f"run_dir={tmp_path}"]
+    group_signal = [
+        "+callbacks.signal._target_=cluster_callbacks.SignalAtStep",
+        "+callbacks.signal.step=6",
+        f"+callbacks.signal.signal_name={name}",
+        "+callbacks.signal.group=true",
+    ]
+    rc, output = run_cli(*common, *group_signal)
+    assert rc == 0, output[-3000:]
+    assert "Pretraining stopped at step 6 of 12, by a preemption signal" in output
+    assert "exited unexpectedly" not in output
+    assert saved_step(tmp_path / "checkpoints" / "last.ckpt") == 6
+    rc, output = run_cli(*common)
+    assert rc == 0 and saved_step(tmp_path / "checkpoints" / "last.ckpt") == 12, output[-3000:]
+
+
+# ------------------------------------------------------------------ one live run per folder
+def other_owner(lock_path, **fields) -> None:
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": "2026-01-01 00:00:00", "slurm_job": None}
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path.write_text(json.dumps({**owner, **fields}))
+
+
+def test_a_live_owner_keeps_its_folder(tmp_path):
+    lock = tmp_path / "run.lock"
+    other_owner(lock, pid=os.getppid())  # a live process that is not this one
+    with pytest.raises(ConfigError, match=rf"{tmp_path} is in use by another run \(host .*, pid {os.getppid()}"):
+        RunLock(lock).acquire()
+    other_owner(lock, host="elsewhere")  # another host, touched just now
+    with pytest.raises(ConfigError, match="in use by another run"):
+        RunLock(lock).acquire()
+
+
+@pytest.mark.parametrize("case", ["dead-pid", "requeued-slurm-job", "untouched-elsewhere"])
+def test_a_gone_owner_is_taken_over_with_a_warning(tmp_path, monkeypatch, caplog, case):
+    lock = tmp_path / "run.lock"
+    if case == "dead-pid":
+        dead = subprocess.Popen([sys.executable, "-c", ""])
+        dead.wait()
+        other_owner(lock, pid=dead.pid)
+    elif case == "requeued-slurm-job":
+        monkeypatch.setenv("SLURM_JOB_ID", "4242")
+        other_owner(lock, host="node-17", slurm_job="4242")
+    else:
+        other_owner(lock, host="elsewhere")
+        os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    with caplog.at_level(logging.WARNING, logger="electra_lit.runs.lock"):
+        taken = RunLock(lock, stale_minutes=30)
+        taken.acquire()
+    assert "Taking over" in caplog.text
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    taken.release()
+    assert not lock.exists()
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_busy_folder_fails_at_once_and_a_dead_ones_is_taken_over(tmp_path, cache_dir):
+    common = [*SHORT, f"cache_dir={cache_dir}", f"run_dir={tmp_path}"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "electra_lit.cli.pretrain", *common, "trainer.max_steps=100000"],
+        env={**os.environ, "WANDB_MODE": "offline"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "metrics.csv").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        rc, output = run_cli(*common, "trainer.max_steps=8")
+        assert rc == 2 and f"is in use by another run (host {socket.gethostname()}, pid {first.pid}" in output
+        assert output.count("\n") <= 3, output  # one line, no traceback
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    rc, output = run_cli(*common, "trainer.max_steps=8")  # the killed run's lock is stale: taken over
+    assert rc == 0 and "Taking over" in output, output[-3000:]

@@ -41,6 +41,8 @@ class CommonConfig:
     cache_dir: str = "~/.cache/electra_lit"  # trained tokenizers are cached here, keyed by corpus contents and settings
     # fp32 matmuls: highest = full fp32; high = TF32 on Ampere+ GPUs (faster, ~1e-3 relative error)
     float32_matmul_precision: str = "high"
+    # a run's lock (run_dir/run.lock) untouched this long is taken over by a new run (another host's dead run)
+    run_lock_stale_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         if self.float32_matmul_precision not in MATMUL_PRECISIONS:

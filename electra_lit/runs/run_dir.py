@@ -9,6 +9,7 @@
       checkpoints/last.previous.ckpt   the one it replaced, the fallback when it is unreadable
       checkpoints/best.ckpt  fine-tuning: the best epoch (RunDir.best_checkpoint)
       hpc_ckpt_N.ckpt        Lightning's SLURM requeue checkpoints (RunDir.requeue_checkpoints)
+      run.lock               host, pid and start of the live run that owns the folder (RunDir.lock)
       wandb_run_id, wandb/   the W&B run this folder logs to, and W&B's files
       results.json, predictions/   fine-tuning's dev results and GLUE submission files
       exported/              the folder the closing summary suggests for electra-export
@@ -103,6 +104,11 @@ class RunDir:
         paths = [self.last_checkpoint, *self.requeue_checkpoints, self.previous_checkpoint]
         others = sorted(p for p in self.checkpoints.glob("*.ckpt") if not p.name.startswith(".") and p not in paths)
         return [path for path in [*paths, *others] if path.exists()]
+
+    @property
+    def lock(self) -> Path:
+        """Held by the live run of this folder (:class:`electra_lit.runs.lock.RunLock`)."""
+        return self.root / "run.lock"
 
     @property
     def wandb_id(self) -> Path:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from electra_lit.errors import ConfigError
 from electra_lit.lit.loggers.wandb import log_config
 from electra_lit.runs.console import hide_lightning_tips, print_config_tree
+from electra_lit.runs.lock import RunLock, is_launch_rank_zero
 from electra_lit.runs.run_dir import RunDir
 
 
@@ -54,17 +55,21 @@ def _strategy_name(trainer: DictConfig) -> str:
 
 
 def begin_run(cfg: DictConfig) -> RunDir:
-    """Before anything is built or written: the trainer and ``compile`` fit this machine, the config
-    tree is printed, every random generator is seeded and fp32 matmuls get their precision.
-    Returns the run's folder."""
+    """Before anything is built or written: the trainer and ``compile`` fit this machine, the run
+    folder can be one and this run owns it (its lock), the config tree is printed, every random
+    generator is seeded and fp32 matmuls get their precision. Returns the run's folder."""
     check_trainer_runs_here(cfg.trainer)
     if "compile" in cfg:
         OmegaConf.to_object(cfg.compile).check_runs_on(configured_device(cfg.trainer), _strategy_name(cfg.trainer))
+    run = RunDir(cfg.run_dir)
+    run.check_usable()
+    if is_launch_rank_zero():
+        RunLock(run.lock, cfg.run_lock_stale_minutes).acquire()
     if cfg.print_config:
         print_config_tree(cfg)
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
-    return RunDir(cfg.run_dir)
+    return run
 
 
 def make_trainer(cfg: DictConfig, run: RunDir, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:

@@ -303,6 +303,7 @@ class PretrainDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collator,
+            worker_init_fn=worker_init(self.trainer.global_rank if self.trainer else 0),  # workers ignore SIGTERM
             generator=torch.Generator().manual_seed(self.seed),  # leaves the global RNG to the model
             pin_memory=torch.cuda.is_available(),
             # workers send their state every 32 batches, not every batch (faster); a checkpoint

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from electra_lit.data.tasks.glue import Example, Task, available_splits, read_split
 from electra_lit.data.tokenizer import SpecialTokenIds
+from electra_lit.data.workers import worker_init
 
 
 def truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
@@ -111,6 +112,7 @@ class TaskDataModule(L.LightningDataModule):
             shuffle=shuffle,
             collate_fn=self.collate,
             num_workers=self.num_workers,
+            worker_init_fn=worker_init(self.trainer.global_rank if self.trainer else 0),  # workers ignore SIGTERM
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
         )
 
