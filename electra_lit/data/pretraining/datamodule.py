@@ -34,6 +34,7 @@ from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilde
 from electra_lit.data.pretraining.shards import ShardedSequences, read_meta, tokenizer_digest
 from electra_lit.data.pretraining.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
+from electra_lit.data.workers import worker_init
 from electra_lit.errors import ConfigError
 from electra_lit.ranks import gather_from_ranks, own_part
 
