@@ -262,13 +262,117 @@ def load_pretrained(generator: MaskedLM | None, main_model: nn.Module, init_from
         log.info("init_from: %s initialised from %s", name, paths[name])
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> list[Path]:
-    """What ``electra-export`` does: a pretraining checkpoint's models, with its tokenizer, as
-    transformers directories (:func:`export_pretrained`)."""
-    if not Path(checkpoint).is_file():
+# every folder electra-export may write into its out_dir: what --overwrite replaces
+EXPORT_FOLDERS = ("discriminator", "masked_lm", "generator")
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an out_dir that is a file, lies under a file, or (without ``overwrite``) holds files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out_dir {out_dir} is a file, not a folder; give a new or empty folder")
+    blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(
+            f"out_dir {out_dir}: {blocking} is a file, not a folder; give a path whose parents are folders"
+        )
+    if out_dir.is_dir() and not overwrite and any(out_dir.iterdir()):
+        raise ConfigError(
+            f"out_dir {out_dir} is not empty; give a new or empty folder, or --overwrite to replace its "
+            f"{'/, '.join(EXPORT_FOLDERS)}/"
+        )
+
+
+def _fine_tuned_from(checkpoint: Path) -> str:
+    """``init_from`` of the fine-tuning run whose checkpoint this is (its run folder's config.yaml), or ''."""
+    from electra_lit.runs.run_dir import RunDir
+
+    config = RunDir(checkpoint.parent.parent).config  # run_dir/checkpoints/best.ckpt -> run_dir's config
+    try:
+        from omegaconf import OmegaConf
+
+        init_from = OmegaConf.load(config).get("init_from")
+    except Exception:  # no such file, not YAML: the hint is only a hint
+        return ""
+    return f" (this one was fine-tuned from init_from={init_from})" if isinstance(init_from, str) else ""
+
+
+def _read_pretraining_checkpoint(checkpoint: str | Path) -> Path:
+    """The path of a readable electra-pretrain checkpoint; anything else is refused in one line."""
+    from electra_lit.runs.resume import UnreadableCheckpoint, read_checkpoint
+    from electra_lit.runs.run_dir import RunDir, previous_checkpoint
+
+    path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        inside = [p for p in (RunDir(path).last_checkpoint, path / f"{RunDir.LAST}.ckpt") if p.is_file()]
+        fix = f"give the .ckpt file, e.g. {inside[0]}" if inside else "give a .ckpt file written by electra-pretrain"
+        raise ConfigError(f"checkpoint {checkpoint} is a folder, not a checkpoint file; {fix}")
+    if not path.is_file():
         raise ConfigError(f"checkpoint {checkpoint}: no such file")
+    try:
+        contents = read_checkpoint(path)
+    except UnreadableCheckpoint as err:
+        previous = previous_checkpoint(path)
+        fix = (
+            f"export {previous} (the checkpoint it replaced) instead"
+            if previous.is_file() and previous != path
+            else "give an intact .ckpt written by electra-pretrain"
+        )
+        reason = str(err).split(". ")[0].split(", please")[0]  # torch goes on about miniz and mmap
+        raise ConfigError(
+            f"checkpoint {checkpoint} cannot be read ({reason}): it is truncated or corrupt, or not a checkpoint; {fix}"
+        ) from None
+    hparams = contents.get("hyper_parameters") or {}
+    accepts = f"electra-export takes a pretraining checkpoint, electra-pretrain's {RunDir('RUN_DIR').last_checkpoint}"
+    if "num_labels" in hparams:
+        raise ConfigError(
+            f"checkpoint {checkpoint} is a fine-tuning checkpoint (electra-finetune's, a classifier of "
+            f"{hparams['num_labels']} label(s)); {accepts}{_fine_tuned_from(path)}"
+        )
+    if not {"model", "vocab_size", "objective"} <= set(hparams):
+        raise ConfigError(
+            f"checkpoint {checkpoint} is not an electra-pretrain checkpoint (its hyper_parameters have no "
+            f"model, vocab_size and objective); {accepts}"
+        )
+    return path
+
+
+def _remove_export(out_dir: Path) -> None:
+    """--overwrite: remove what an earlier export wrote into ``out_dir``, and nothing else."""
+    import shutil
+
+    for name in EXPORT_FOLDERS:
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
+    """What ``electra-export`` does: a pretraining checkpoint's models, with its tokenizer, as
+    transformers directories (:func:`export_pretrained`).
+
+    ``out_dir`` must be new or empty; with ``overwrite`` its :data:`EXPORT_FOLDERS` are replaced
+    (once the checkpoint has been read) and anything else in it is left alone. A missing, unreadable
+    or fine-tuning checkpoint, or an out_dir that cannot be written, is a one-line ConfigError."""
+    out_dir = Path(out_dir).expanduser()
+    _check_out_dir(out_dir, overwrite)
+    path = _read_pretraining_checkpoint(checkpoint)
     from electra_lit.lit.modules.pretrain import ElectraPretrainModule
 
-    module = ElectraPretrainModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
+    try:
+        module = ElectraPretrainModule.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    except RuntimeError as err:
+        if "Error(s) in loading state_dict" not in str(err):
+            raise
+        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")[:200]
+        raise ConfigError(
+            f"checkpoint {checkpoint}: its weights do not fit the model its hyper_parameters describe "
+            f"({detail}); was it written by another version of electra_lit?"
+        ) from None
     tokenizer = Tokenizer.from_str(module.tokenizer_json) if module.tokenizer_json else None
+    if tokenizer is None:
+        log.warning("checkpoint %s holds no tokenizer: the exported folders have none", checkpoint)
+    if overwrite:
+        _remove_export(out_dir)
     return export_pretrained(module.generator, module.main_model, tokenizer, out_dir)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from electra_lit.errors import ConfigError, one_line_errors
+from electra_lit.runs.run_dir import RunDir
 
 CONFIG_PACKAGE = "electra_lit.conf"
 
@@ -78,6 +79,16 @@ def check_group_choices(overrides: Sequence[str]) -> None:
                 raise ConfigError(
                     f"{group}={option}: no such option in config group '{group}'; choose one of: {', '.join(options)}"
                 )
+
+
+def check_run_dir(overrides: Sequence[str]) -> None:
+    """Refuse a ``run_dir=`` that cannot be a folder (a file, or a path under one) before Hydra,
+    which makes the run folder (``hydra.run.dir``) before any of our code runs."""
+    for override in parse_overrides(overrides):
+        if override.key_or_group == "run_dir" and not override.is_sweep_override():
+            value = override.value()
+            if isinstance(value, str):
+                RunDir(value).check_usable()
 
 
 # Lines of Hydra's and OmegaConf's messages that repeat what the first line says.
@@ -150,7 +161,7 @@ def hydra_entry(
     def main() -> None:
         nonlocal composed
         with one_line_errors(program):
-            for check in (check_group_choices, *command_line_checks):
+            for check in (check_group_choices, check_run_dir, *command_line_checks):
                 check(sys.argv[1:])
         with one_line_composition_errors(program) as composed:
             hydra_main()

@@ -13,15 +13,19 @@ probability ``single_segment_prob``), segment B the rest; tokens past ``max_seq_
 cut; after each sequence the next target is, with probability ``short_seq_prob``, a random
 length in [5, max_seq_length] instead of ``max_seq_length``.
 
-The builder is incremental and its state (pending sentences, target, random state) can be
-saved and restored, so a stream of documents can stop and resume mid-way.
+A sentence longer than a sequence holds (more than ``max_seq_length - 2`` tokens: a text
+without sentence ends) is cut, and the rest of it is lost. The builder counts those sentences
+and the tokens they lose (:class:`Truncated`); :func:`truncation_warning` says it in one line.
+
+The builder is incremental and its state (pending sentences, target, random state, counts) can
+be saved and restored, so a stream of documents can stop and resume mid-way.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,12 +46,37 @@ Sentence = Sequence[int]
 
 
 @dataclass
+class Truncated:
+    """What packing cut: ``sentences`` longer than a sequence of ``max_seq_length`` holds, the
+    ``dropped_tokens`` they lost, of ``input_tokens`` tokens fed in all. Counts add up (``+``)
+    across builders, chunks and splits; plain ints, so they travel between processes."""
+
+    max_seq_length: int = 0
+    sentences: int = 0
+    dropped_tokens: int = 0
+    input_tokens: int = 0
+
+    def __add__(self, other: Truncated) -> Truncated:
+        return Truncated(
+            max(self.max_seq_length, other.max_seq_length),
+            self.sentences + other.sentences,
+            self.dropped_tokens + other.dropped_tokens,
+            self.input_tokens + other.input_tokens,
+        )
+
+    def as_list(self) -> list[int]:
+        return [self.sentences, self.dropped_tokens, self.input_tokens]
+
+
+@dataclass
 class PackedSequences:
-    """Sequences padded to one length: ``input_ids`` and ``token_type_ids`` (N, S), ``lengths`` (N,)."""
+    """Sequences padded to one length: ``input_ids`` and ``token_type_ids`` (N, S), ``lengths`` (N,);
+    ``truncated``: what building them cut (:func:`truncation_warning`)."""
 
     input_ids: np.ndarray
     token_type_ids: np.ndarray
     lengths: np.ndarray
+    truncated: Truncated = field(default_factory=Truncated)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -81,15 +110,32 @@ class SequenceBuilder:
         self.rng = random.Random(seed)
         self.pending: list[list[int]] = []  # sentences waiting for a sequence (packed mode)
         self.target = max_seq_length
+        self.truncated = Truncated(max_seq_length)  # sentences cut because no sequence holds them
+
+    @property
+    def truncated_sentences(self) -> int:
+        """Sentences longer than a sequence holds, so far: each was cut to fit."""
+        return self.truncated.sentences
+
+    @property
+    def dropped_tokens(self) -> int:
+        """The tokens those sentences lost."""
+        return self.truncated.dropped_tokens
 
     def state_dict(self) -> dict[str, Any]:
-        return {"pending": [list(s) for s in self.pending], "target": self.target, "rng": self.rng.getstate()}
+        return {
+            "pending": [list(s) for s in self.pending],
+            "target": self.target,
+            "rng": self.rng.getstate(),
+            "truncated": self.truncated.as_list(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.pending = [list(s) for s in state["pending"]]
         self.target = state["target"]
         rng = state["rng"]
         self.rng.setstate((rng[0], tuple(rng[1]), rng[2]))
+        self.truncated = Truncated(self.max_seq_length, *state.get("truncated", ()))  # older states: none
 
     def _next_target(self) -> None:
         if self.rng.random() < self.short_seq_prob:
@@ -102,18 +148,35 @@ class SequenceBuilder:
         a_budget = float("inf") if single else (self.target - 3) // 2
         segment_a: list[int] = []
         segment_b: list[int] = []
+        in_a = 0  # how many of ``sentences`` went to segment A
         for sentence in sentences:
             if not segment_b and (not segment_a or len(segment_a) + len(sentence) <= a_budget):
                 segment_a.extend(sentence)
+                in_a += 1
             else:
                 segment_b.extend(sentence)
+        whole = len(segment_a) + len(segment_b)
         segment_a = segment_a[: self.max_seq_length - 2]
         segment_b = segment_b[: max(0, self.max_seq_length - 3 - len(segment_a))]
+        if len(segment_a) + len(segment_b) < whole:  # something was cut: was it a sentence no sequence holds?
+            self._count_cut(sentences[:in_a], len(segment_a))
+            self._count_cut(sentences[in_a:], len(segment_b))
         ids = [self.cls_id, *segment_a, self.sep_id]
         if segment_b:
             ids += [*segment_b, self.sep_id]
         self._next_target()
         return ids, len(segment_a) + 2
+
+    def _count_cut(self, sentences: list[Sentence], kept: int) -> None:
+        """Count the sentences of one segment that are longer than a sequence holds, and what
+        they lost, when the segment kept its first ``kept`` tokens. (Tokens of shorter sentences
+        past the end of a sequence are cut as ELECTRA cuts them, and not counted.)"""
+        for sentence in sentences:
+            keep = min(len(sentence), kept)
+            kept -= keep
+            if len(sentence) > self.max_seq_length - 2:
+                self.truncated.sentences += 1
+                self.truncated.dropped_tokens += len(sentence) - keep
 
     def _split_document(self, sentences: list[Sentence]) -> list[tuple[list[int], int]]:
         """ELECTRA's rule within one document: emit whenever the target length is reached."""
@@ -133,10 +196,11 @@ class SequenceBuilder:
         sentences = [list(s) for s in document if len(s)]
         if not sentences:
             return []
+        size = sum(len(s) for s in sentences)
+        self.truncated.input_tokens += size
         if self.mode == "document":
             return self._split_document(sentences)
         out = []
-        size = sum(len(s) for s in sentences)
         pending_size = sum(len(s) for s in self.pending)
         if self.pending and pending_size + size > self.target - 3:  # the next document does not fit
             out.append(self._sequence(self.pending))
@@ -153,8 +217,31 @@ class SequenceBuilder:
         return out
 
 
-def to_arrays(rows: list[tuple[list[int], int]], max_seq_length: int, pad_id: int) -> PackedSequences:
-    """Sequences as padded arrays: int32 ids, int8 token types (1 from segment B on), lengths."""
+def truncation_warning(counts: Truncated | SequenceBuilder | PackedSequences) -> str | None:
+    """One line saying how many sentences were cut because no sequence holds them and how many
+    tokens that lost, with the fix; None when nothing was. Log it once, with the counts of all
+    builders added up (``Truncated`` adds with ``+``)."""
+    truncated = counts if isinstance(counts, Truncated) else counts.truncated
+    if not truncated.sentences:
+        return None
+    n = truncated.sentences
+    share = (
+        f" ({100 * truncated.dropped_tokens / truncated.input_tokens:.1f}% of all)" if truncated.input_tokens else ""
+    )
+    return (
+        f"{n:,} {'sentence' if n == 1 else 'sentences'} longer than a sequence "
+        f"(data.max_seq_length={truncated.max_seq_length}) {'was' if n == 1 else 'were'} cut to fit: "
+        f"{truncated.dropped_tokens:,} tokens dropped{share}; the corpus has text without sentence ends "
+        "(. ! ? before a capital letter): split it into sentences or blank-line separated paragraphs, "
+        "or raise data.max_seq_length"
+    )
+
+
+def to_arrays(
+    rows: list[tuple[list[int], int]], max_seq_length: int, pad_id: int, truncated: Truncated | None = None
+) -> PackedSequences:
+    """Sequences as padded arrays: int32 ids, int8 token types (1 from segment B on), lengths;
+    ``truncated``, the builder's counts (``builder.truncated``), travels with them."""
     input_ids = np.full((len(rows), max_seq_length), pad_id, dtype=np.int32)
     token_type_ids = np.zeros((len(rows), max_seq_length), dtype=np.int8)
     lengths = np.zeros(len(rows), dtype=np.int32)
@@ -162,7 +249,7 @@ def to_arrays(rows: list[tuple[list[int], int]], max_seq_length: int, pad_id: in
         input_ids[i, : len(ids)] = ids
         token_type_ids[i, segment_a_end : len(ids)] = 1
         lengths[i] = len(ids)
-    return PackedSequences(input_ids, token_type_ids, lengths)
+    return PackedSequences(input_ids, token_type_ids, lengths, truncated or Truncated(max_seq_length))
 
 
 def pack_documents(
@@ -176,7 +263,8 @@ def pack_documents(
     short_seq_prob: float = 0.05,
     mode: str = "document",
 ) -> PackedSequences:
-    """Build all sequences of ``documents`` at once (see :class:`SequenceBuilder`)."""
+    """Build all sequences of ``documents`` at once (see :class:`SequenceBuilder`); what was cut
+    is in the result's ``truncated``."""
     builder = SequenceBuilder(
         max_seq_length,
         cls_id,
@@ -191,4 +279,4 @@ def pack_documents(
         builder.rng.seed(rng)
     rows = [row for document in documents for row in builder.add(document)]
     rows += builder.finish()
-    return to_arrays(rows, max_seq_length, pad_id)
+    return to_arrays(rows, max_seq_length, pad_id, builder.truncated)
