@@ -2,6 +2,7 @@
 copied run folder, a diverging loss, a full disk during a save, a signal to the whole process
 group, two runs on one folder."""
 
+import csv
 import errno
 import json
 import logging
@@ -202,3 +203,31 @@ def test_a_second_run_on_a_busy_folder_fails_at_once_and_a_dead_ones_is_taken_ov
         first.wait()
     rc, output = run_cli(*common, "trainer.max_steps=8")  # the killed run's lock is stale: taken over
     assert rc == 0 and "Taking over" in output, output[-3000:]
+
+
+# ------------------------------------------------------------------ metrics rows and checkpoints agree
+def metric_rows(run_dir) -> dict:
+    rows = csv.DictReader(open(run_dir / "metrics.csv"))
+    return {(int(r["step"]), key): r[key] for r in rows for key in ("train/loss", "val/loss") if r.get(key)}
+
+
+@pytest.mark.slow
+def test_kill_9_right_after_a_save_loses_no_metrics_row(tmp_path, cache_dir):
+    common = [
+        *SHORT,
+        "trainer.val_check_interval=4",
+        "trainer.log_every_n_steps=1",
+        f"cache_dir={cache_dir}",
+        "trainer.max_steps=8",
+    ]
+    rc, output = run_cli(*common, f"run_dir={tmp_path / 'straight'}")
+    assert rc == 0, output[-3000:]
+    killed = tmp_path / "killed"
+    kill_after_save = ["+callbacks.kill._target_=cluster_callbacks.KillAfterSave", "+callbacks.kill.step=4"]
+    rc, output = run_cli(*common, f"run_dir={killed}", *kill_after_save)
+    assert rc == -signal.SIGKILL and saved_step(killed / "checkpoints" / "last.ckpt") == 4, output[-3000:]
+    rc, output = run_cli(*common, f"run_dir={killed}")
+    assert rc == 0, output[-3000:]
+    straight = metric_rows(tmp_path / "straight")
+    assert {step for step, key in straight if key == "train/loss"} == set(range(8))
+    assert metric_rows(killed) == straight  # every row, once: none lost before the save, none doubled after

@@ -76,22 +76,47 @@ class RunCheckpoint(ModelCheckpoint):
     - on SIGTERM, and SIGUSR1 unless Lightning's SLURM auto-requeue owns it: the batch in flight
       ends, ``last.ckpt`` is written and the run stops cleanly (exit code 0), to be resumed by
       running the same command again.
+
+    A step's metrics rows and its checkpoint agree after any crash: a save due at a step that also
+    validates waits for the validation's end, when that step's training and validation rows are
+    logged; every save first writes the loggers' pending rows to disk; and a resumed run drops the
+    rows logged after its checkpoint, which it logs again.
     """
 
-    def __init__(self, run_dir: str | Path, *args: Any, every_n_minutes: float | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *args: Any,
+        every_n_train_steps: int | None = None,
+        every_n_minutes: float | None = None,
+        **kwargs: Any,
+    ):
         run = RunDir(run_dir)
         # one fixed name, whatever the folder was called when the restored state was saved: with
-        # the version counter, a moved or copied run folder would write last-v1.ckpt beside last.ckpt
-        super().__init__(*args, dirpath=run.checkpoints, enable_version_counter=False, **kwargs)
+        # the version counter, a moved or copied run folder would write last-v1.ckpt beside last.ckpt.
+        # Saves by steps are this class's (see _save_due), not ModelCheckpoint's triggers.
+        super().__init__(
+            *args,
+            dirpath=run.checkpoints,
+            enable_version_counter=False,
+            every_n_train_steps=0,
+            every_n_epochs=0,
+            **kwargs,
+        )
+        self.every_n_steps = every_n_train_steps
         self.CHECKPOINT_NAME_LAST = run.LAST
         self.every_n_minutes = every_n_minutes
         self._last_save_time = time.monotonic()
         self._signal: int | None = None
         self._previous_handlers: dict[int, Any] = {}
+        self._save_after_validation = False
         self.stopped_by: str | None = None
 
     # ------------------------------------------------------------ signals
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:  # rows after the checkpoint are about to be logged again
+            if hasattr(logger, "resume_at"):
+                logger.resume_at(trainer.global_step)
         self._last_save_time = time.monotonic()
         signals = [signal.SIGTERM]
         environment = getattr(trainer.strategy, "cluster_environment", None)  # single-device: none
@@ -116,10 +141,15 @@ class RunCheckpoint(ModelCheckpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
     ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        at_end = trainer.global_step >= trainer.max_steps > 0
+        step = trainer.global_step
+        at_end = step >= trainer.max_steps > 0
+        by_steps = bool(self.every_n_steps) and step % self.every_n_steps == 0
         signalled, time_due = self._checks(trainer)
-        if (at_end or signalled or time_due) and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if (at_end or by_steps or signalled or time_due) and not self._should_skip_saving_checkpoint(trainer):
+            if not signalled and _validates_after_this_step(trainer):
+                self._save_after_validation = True  # then this step's validation rows precede it
+            else:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         if time_due or signalled:
             self._last_save_time = time.monotonic()
         if signalled:
@@ -130,6 +160,18 @@ class RunCheckpoint(ModelCheckpoint):
                 trainer.global_step,
             )
             trainer.should_stop = True
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if self._save_after_validation and not trainer.sanity_checking:
+            self._save_after_validation = False
+            if not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        for logger in trainer.loggers:  # rows up to this step reach the disk before the checkpoint
+            logger.save()
+        super()._save_checkpoint(trainer, filepath)
 
     def _checks(self, trainer: L.Trainer) -> tuple[bool, bool]:
         """(a signal arrived on any rank, the wall-time interval is over on rank 0): the same on every rank."""
@@ -143,6 +185,16 @@ class RunCheckpoint(ModelCheckpoint):
             time_due = trainer.strategy.broadcast(time_due)
             signalled = trainer.strategy.reduce_boolean_decision(signalled, all=False)
         return signalled, time_due
+
+
+def _validates_after_this_step(trainer: L.Trainer) -> bool:
+    """Whether Lightning validates right after the training step that just ended (its own rule,
+    a private method; False if a Lightning version lacks it: then the save happens at once)."""
+    loop = trainer.fit_loop
+    try:
+        return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
+    except (AttributeError, TypeError):
+        return False
 
 
 def _rng_states() -> dict[str, Any]:
