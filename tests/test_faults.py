@@ -231,3 +231,52 @@ def test_kill_9_right_after_a_save_loses_no_metrics_row(tmp_path, cache_dir):
     straight = metric_rows(tmp_path / "straight")
     assert {step for step, key in straight if key == "train/loss"} == set(range(8))
     assert metric_rows(killed) == straight  # every row, once: none lost before the save, none doubled after
+
+
+# ------------------------------------------------------------------ SLURM: warning signal, requeue, resume
+FAKE_SCONTROL = """#!{python}
+import os, signal, sys
+with open(os.environ["SCONTROL_LOG"], "a") as log:
+    log.write(" ".join(sys.argv[1:]) + "\\n")
+os.killpg(os.getpgid(os.getppid()), signal.SIGTERM)  # what SLURM does to a requeued job's processes
+"""
+
+
+@pytest.mark.slow
+def test_slurm_warning_signal_to_the_process_group_requeues_and_the_job_resumes(tmp_path, cache_dir, monkeypatch):
+    bin_dir, log = tmp_path / "bin", tmp_path / "scontrol.log"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(FAKE_SCONTROL.format(python=sys.executable))
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "electra",
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+        "SLURM_NODELIST": "localhost",
+        "SCONTROL_LOG": str(log),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    run = tmp_path / "run"
+    common = [*SHORT, "data.num_workers=2", f"cache_dir={cache_dir}", "trainer.max_steps=12", f"run_dir={run}"]
+    warning = [  # sbatch --signal=USR1@300 signals every task; scancel-like delivery to the whole group
+        "+callbacks.signal._target_=cluster_callbacks.SignalAtStep",
+        "+callbacks.signal.step=6",
+        "+callbacks.signal.signal_name=USR1",
+        "+callbacks.signal.group=true",
+    ]
+    rc, output = run_cli(*common, *warning)
+    assert rc == 0, output[-3000:]
+    assert log.read_text().split("\n")[0] == "requeue 4242"  # Lightning asked SLURM to requeue the job
+    assert list(run.glob("hpc_ckpt_*.ckpt"))  # Lightning's requeue checkpoint
+    assert saved_step(run / "checkpoints" / "last.ckpt") >= 6  # and ours, at the step's end (SIGTERM)
+    assert "exited unexpectedly" not in output
+
+    rc, output = run_cli(*common)  # the requeued job: same job id, same command
+    assert rc == 0 and "Resuming from" in output, output[-3000:]
+    assert saved_step(run / "checkpoints" / "last.ckpt") == 12

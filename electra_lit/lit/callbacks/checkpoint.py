@@ -119,7 +119,8 @@ class RunCheckpoint(ModelCheckpoint):
                 logger.resume_at(trainer.global_step)
         self._last_save_time = time.monotonic()
         signals = [signal.SIGTERM]
-        environment = getattr(trainer.strategy, "cluster_environment", None)  # single-device: none
+        # the environment Lightning's signal connector looks at (a single-device strategy has none of its own)
+        environment = getattr(trainer._accelerator_connector, "cluster_environment", None)
         if not (isinstance(environment, SLURMEnvironment) and environment.auto_requeue):
             signals.append(signal.SIGUSR1)
         for signum in signals:
