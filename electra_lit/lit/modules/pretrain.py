@@ -112,18 +112,30 @@ class ElectraPretrainModule(L.LightningModule):
             out = clone_tensors(self.objective_step(batch))  # the next replay overwrites the graph's outputs
         else:
             out = self.objective_step(batch)
-        metrics = self.train_metrics if stage == "train" else self.val_metrics
         per_step = stage == "train"
         log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])
         self.log(f"{stage}/loss", out.loss, prog_bar=True, **log)
+        if per_step and not self._logs_this_step():
+            return out.loss  # the parts and metrics of this step would reach no logger
         for name, value in out.losses.items():
             self.log(f"{stage}/{name}", value, **log)
+        metrics = self.train_metrics if stage == "train" else self.val_metrics
         for name, metric in metrics(out).items():
             self.log(f"{stage}/{name}", metric, prog_bar=name == "disc_acc", **log)
         return out.loss
 
+    def _logs_this_step(self) -> bool:
+        """Whether this training step's metrics are written (Lightning's rule: every
+        ``trainer.log_every_n_steps``), or it is the first or last step (the progress bar and the
+        closing summary show those). Other steps log only the loss: each ``self.log`` and metric
+        update costs a few percent of a small model's step."""
+        trainer = self.trainer
+        step = trainer.global_step + 1  # this step, from 1
+        return trainer._logger_connector.should_update_logs or step == 1 or step >= trainer.max_steps
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False)
+        if self._logs_this_step():
+            self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False)
         return self._step(batch, "train")
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
