@@ -9,8 +9,9 @@ Sizes are the peer's shapes: ``small`` (model=small, batch 128 x 128), ``base`` 
 256 x 128), ``base512`` (model=base, batch 64 x 512), plus ``tiny`` (the default model, batch
 8 x 64) for a quick check on a CPU; ``--batch-size``/``--seq-len`` replace the size's batch shape
 (e.g. ``small`` at 32 x 128 on a CPU), and every JSON line says the ``batch`` and ``seq_len`` used.
-Modes: ``fp32``, ``bf16`` (autocast, as ``trainer=gpu``), ``compile`` (bf16 + torch.compile of the
-loss). The step is electra_lit's own: the model and objective built from ``conf/`` (``model=...``),
+Modes: ``fp32``, ``bf16`` (autocast, as ``trainer=gpu``), ``compile`` (bf16 + the step compiled as
+``compile=inductor`` compiles it: one graph, fullgraph, static shapes), ``cudagraphs`` (bf16 + as
+``compile=cudagraphs``: CUDA graphs, GPU only; the peer gets ``torch.compile(mode="reduce-overhead")``). The step is electra_lit's own: the model and objective built from ``conf/`` (``model=...``),
 a batch from the masking collator (static shapes), AdamW.
 
 Without ``--peer`` or ``--lightning``: one JSON line per (size, mode) with electra_lit's median
@@ -72,6 +73,7 @@ from hydra.utils import instantiate
 
 import electra_lit  # noqa: F401  registers the config resolvers
 from electra_lit.data import MaskingCollator, SpecialTokenIds
+from electra_lit.lit.compile import CompileConfig, mark_step_begin
 from electra_lit.runs.pretrain import build_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,7 +86,11 @@ SIZES = {
     "base": ("base", 256, 128),
     "base512": ("base", 64, 512),
 }
-MODES = ("fp32", "bf16", "compile")
+MODES = ("fp32", "bf16", "compile", "cudagraphs")
+COMPILED = {  # mode -> how the step is compiled: the run's own CompileConfig, as compile=... builds it
+    "compile": CompileConfig(enabled=True),
+    "cudagraphs": CompileConfig(enabled=True, mode="reduce-overhead"),
+}
 WARMUP_STEPS = 3  # compilation and allocator warm-up are not the step
 GRADIENT_CLIP = 1.0  # conf/trainer/default.yaml's gradient_clip_val
 
@@ -134,7 +140,7 @@ def build(size: str, device: torch.device, batch_size: int | None = None, seq_le
 
 
 def autocast_for(mode: str, device: torch.device):
-    if mode in ("bf16", "compile"):
+    if mode in ("bf16", *COMPILED):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -153,12 +159,15 @@ def our_step(
     scheduler=None,
 ) -> Callable[[], None]:
     """One electra_lit training step: the objective's loss, backward, (clipping,) AdamW, (LR schedule)."""
-    objective = module.objective
+    compiled = COMPILED.get(mode, CompileConfig())
+    compiled.check_runs_on(device)
+    run_objective = compiled.build(module.run_objective)
 
-    def loss_of(batch):
-        return objective(module.generator, module.main_model, batch).loss
+    def forward(batch):
+        if compiled.cuda_graphs:
+            mark_step_begin()
+        return run_objective(batch).loss
 
-    forward = torch.compile(loss_of) if mode == "compile" else loss_of
     autocast = autocast_for(mode, device)
     parameters = [p for p in module.parameters() if p.requires_grad]
 
@@ -182,7 +191,9 @@ def peer_step(module, batch: dict[str, torch.Tensor], mode: str, device: torch.d
     disc_weight = getattr(module.objective, "disc_weight", 50.0)
     pair = hf_peer_step.HFElectraPair(*configs, disc_weight=disc_weight).to(device).train()
     optimizer = torch.optim.AdamW(pair.parameters(), lr=1e-4, fused=True if device.type == "cuda" else None)
-    forward = torch.compile(pair) if mode == "compile" else None
+    forward = None
+    if mode in COMPILED:
+        forward = torch.compile(pair, mode="reduce-overhead" if COMPILED[mode].cuda_graphs else None)
     return hf_peer_step.make_step(
         pair, optimizer, hf_peer_step.peer_inputs(batch), autocast_for(mode, device), forward=forward
     )
@@ -496,8 +507,10 @@ def main() -> None:
         parser.error("--peer PATH (the shared peer file) measures on CUDA only; on this device use --peer hf")
     if peer_file and (args.batch_size or args.seq_len):
         parser.error("--peer PATH runs the shared peer's own shapes: no --batch-size or --seq-len; use --peer hf")
-    if args.lightning and "compile" in modes:
-        parser.error("--lightning measures fp32 and bf16; not compile")
+    if "cudagraphs" in modes and not args.device.startswith("cuda"):
+        parser.error(f"--modes cudagraphs records CUDA graphs and needs --device cuda, not {args.device}")
+    if args.lightning and set(modes) & set(COMPILED):
+        parser.error("--lightning measures fp32 and bf16; not compile or cudagraphs")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = False  # as the peer: bf16 autocast, fp32 matmuls in full precision

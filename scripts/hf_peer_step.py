@@ -131,7 +131,7 @@ def make_step(
 ) -> Callable[[], None]:
     """One training step of ``pair`` on ``inputs`` (:func:`peer_inputs`): forward (in ``autocast``
     when given; ``forward`` replaces ``pair``, e.g. ``torch.compile(pair)``), backward, AdamW."""
-    forward = forward or pair
+    forward = pair if forward is None else forward  # (an nn.Module has no truth value)
     autocast = autocast or contextlib.nullcontext()
 
     def step() -> None:
