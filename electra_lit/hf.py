@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
-from electra_lit.data.tokenizer import save_tokenizer
+from electra_lit.data.tokenizer import load_tokenizer, save_tokenizer
 from electra_lit.errors import ConfigError
 from electra_lit.models import Discriminator, Encoder, EncoderConfig, GDESWordEmbedding, MaskedLM
 
@@ -229,12 +229,37 @@ def _compare_configs(ours: EncoderConfig, theirs: EncoderConfig, source: str, ro
     raise ConfigError(f"init_from: {source} does not fit the configured {role} ({details}); {fix}")
 
 
-def load_pretrained(generator: MaskedLM | None, main_model: nn.Module, init_from: str | Mapping[str, str]) -> None:
+def check_same_vocabulary(folder: Path, tokenizer: Tokenizer, key: str) -> None:
+    """Refuse weights trained with another vocabulary than the run's tokenizer: the same id would
+    mean another token, and every embedding would be silently scrambled. A folder without a
+    tokenizer (``tokenizer.json`` or ``vocab.txt``) cannot be checked: a warning says so."""
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
+        log.warning("%s=%s has no tokenizer.json or vocab.txt: its vocabulary cannot be checked", key, folder)
+        return
+    theirs, ours = load_tokenizer(str(folder)).get_vocab(), tokenizer.get_vocab()
+    if theirs == ours:
+        return
+    by_id = {index: token for token, index in theirs.items()}
+    moved = sum(by_id.get(index) != token for token, index in ours.items())
+    raise ConfigError(
+        f"{key}={folder} was trained with another vocabulary ({len(theirs)} tokens; this run's tokenizer has "
+        f"{len(ours)}, {moved} of its ids mean other tokens there): train with its tokenizer, "
+        f"tokenizer=pretrained tokenizer.path={folder}"
+    )
+
+
+def load_pretrained(
+    generator: MaskedLM | None,
+    main_model: nn.Module,
+    init_from: str | Mapping[str, str],
+    tokenizer: Tokenizer | None = None,
+) -> None:
     """Initialise from transformers directories: ``init_from`` is a folder holding
     ``discriminator/`` (``masked_lm/`` for the MLM objectives; see :func:`main_model_folder`) and
     ``generator/``, as ``electra-export`` writes, or a mapping ``{discriminator: DIR, generator: DIR}``
     (e.g. the released google/electra-*-discriminator and -generator, downloaded). The generator is
-    loaded first, so shared weights end as the main model's."""
+    loaded first, so shared weights end as the main model's. With ``tokenizer`` (the run's), each
+    folder's own tokenizer must have the same vocabulary (:func:`check_same_vocabulary`)."""
     main = main_model_folder(main_model)
     if isinstance(init_from, str):
         root = Path(init_from).expanduser()
@@ -256,6 +281,8 @@ def load_pretrained(generator: MaskedLM | None, main_model: nn.Module, init_from
             raise ConfigError(
                 f"init_from.{name}={paths[name]}: no config.json there; it is not a transformers directory"
             )
+        if tokenizer is not None:
+            check_same_vocabulary(paths[name], tokenizer, f"init_from.{name}")
         hf_model = hf_class(model).from_pretrained(paths[name])
         _compare_configs(model.encoder.config, from_hf_config(hf_model.config), str(paths[name]), name)
         load_hf_state_dict(model, hf_model.state_dict(), str(paths[name]))

@@ -200,6 +200,15 @@ def test_electra_export_command_and_init_from(compose_pretrain, tmp_path):
     _, _, fresh_module = build(fresh)
     assert (fresh_module.main_model.encoder.layers[0].ffn_in.weight - start).abs().max() > 0.01
 
+    # weights of another vocabulary are refused, naming the tokenizer that fits them
+    other_vocab = compose_pretrain(
+        *FAST, "tokenizer=bert_uncased", f"init_from={tmp_path / 'hf'}", run_dir=tmp_path / "other"
+    )
+    with pytest.raises(
+        ConfigError, match=r"was trained with another vocabulary \(8192 tokens; this run's tokenizer has 30522"
+    ):
+        train(other_vocab)
+
 
 @pytest.mark.slow
 def test_export_of_a_missing_checkpoint_is_one_line(tmp_path):

@@ -94,7 +94,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from electra_lit.hf import load_pretrained
 
         init_from = cfg.init_from if isinstance(cfg.init_from, str) else OmegaConf.to_container(cfg.init_from)
-        load_pretrained(module.generator, module.main_model, init_from)
+        load_pretrained(module.generator, module.main_model, init_from, tokenizer)
 
     trainer = make_trainer(cfg, run)
     apply_batch_plan(trainer, datamodule, requested)
