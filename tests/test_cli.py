@@ -97,3 +97,23 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path, cache_dir):
         assert f"masking.mask_prob={mask_prob}" in run_dir.name
         assert checkpoint(run_dir)["global_step"] == 2
         assert yaml.safe_load((run_dir / "config.yaml").read_text())["masking"]["mask_prob"] == mask_prob
+
+
+def test_a_multirun_with_one_run_dir_for_every_job_is_refused(tmp_path):
+    script = Path(sys.executable).parent / "electra-pretrain"
+    command = [str(script), "-m", "masking.mask_prob=0.15,0.25", f"run_dir={tmp_path / 'shared'}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert (
+        f"run_dir={tmp_path / 'shared'} with -m would put every job of the multirun in that one folder" in result.stderr
+    )
+    assert not (tmp_path / "shared").exists() and not (tmp_path / "runs").exists()  # refused before any job
+
+
+def test_a_multirun_may_name_a_folder_per_job():
+    from electra_lit.cli.entry import check_multirun_run_dir
+
+    check_multirun_run_dir(["-m", "masking.mask_prob=0.15,0.25", "run_dir=runs/x/${hydra:job.num}"])
+    check_multirun_run_dir(["-m", "run_dir=a,b"])  # a sweep over folders: one each
+    check_multirun_run_dir(["run_dir=runs/x"])  # a single run

@@ -91,6 +91,24 @@ def check_run_dir(overrides: Sequence[str]) -> None:
                 RunDir(value).check_usable()
 
 
+def check_multirun_run_dir(argv: Sequence[str]) -> None:
+    """Refuse ``-m ... run_dir=X``: every job of the multirun would share X, the second "resuming"
+    the first's finished checkpoint and training nothing (a search would score every trial with
+    the first one's result). Each job's default folder is named after its own overrides."""
+    if not any(arg in ("-m", "--multirun") for arg in argv):
+        return
+    for override in parse_overrides(argv):
+        if override.key_or_group != "run_dir" or override.is_sweep_override():
+            continue
+        value = override.value()
+        if isinstance(value, str) and "${" not in value:
+            raise ConfigError(
+                f"run_dir={value} with -m would put every job of the multirun in that one folder (the second "
+                "would resume the first's checkpoint); leave run_dir out, and each job gets its own folder "
+                "named after its overrides, or make it differ per job: run_dir='" + value + "/${hydra:job.num}'"
+            )
+
+
 # Lines of Hydra's and OmegaConf's messages that repeat what the first line says.
 _DETAIL = re.compile(r"^(full_key:|reference_type=|object_type=|Set the environment variable HYDRA_FULL_ERROR)")
 _RAISE = "HYDRA_FULL_ERROR"  # set: Hydra raises its errors instead of printing them
@@ -161,7 +179,7 @@ def hydra_entry(
     def main() -> None:
         nonlocal composed
         with one_line_errors(program):
-            for check in (check_group_choices, check_run_dir, *command_line_checks):
+            for check in (check_group_choices, check_run_dir, check_multirun_run_dir, *command_line_checks):
                 check(sys.argv[1:])
         with one_line_composition_errors(program) as composed:
             hydra_main()
