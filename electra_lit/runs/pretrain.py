@@ -38,6 +38,33 @@ def with_batch_plan(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+MIN_ROWS = 10  # metrics rows a run writes at least, however short
+
+
+def with_intervals_for_length(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` whose intervals fit a short run: a run of fewer steps than
+    ``trainer.val_check_interval`` validates (and checkpoints) at its last step, and one of fewer
+    than ``MIN_ROWS`` x ``trainer.log_every_n_steps`` logs every max_steps / MIN_ROWS steps, with
+    the tokens/s window shortened to match; otherwise a 20-step try logs nothing at all."""
+    trainer, max_steps = cfg.trainer, cfg.trainer.get("max_steps") or -1
+    if max_steps <= 0:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        interval = trainer.get("val_check_interval")
+        if isinstance(interval, int) and interval > max_steps:
+            log.info("trainer.max_steps=%d < trainer.val_check_interval=%d: validating at the end", max_steps, interval)
+            cfg.trainer.val_check_interval = max_steps
+        every = max(1, max_steps // MIN_ROWS)
+        if (trainer.get("log_every_n_steps") or 0) > every:
+            log.info("trainer.max_steps=%d: a metrics row every %d steps", max_steps, every)
+            cfg.trainer.log_every_n_steps = every
+            throughput = (cfg.get("callbacks") or {}).get("throughput")
+            if throughput is not None and throughput.get("window_size", 0) > max(2, every):
+                throughput.window_size = max(2, every)
+    return cfg
+
+
 def apply_batch_plan(trainer: L.Trainer, datamodule: L.LightningDataModule, requested: DictConfig) -> None:
     """Plan ``requested``'s batch for the Trainer's own world size, which can differ from the
     config's count (devices=auto on a TPU), and hand it to the datamodule and the Trainer.
@@ -79,7 +106,7 @@ def build_module(cfg: DictConfig, vocab_size: int) -> ElectraPretrainModule:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
     validate_config(cfg)  # data.batch_size and the rest, before the plan does arithmetic with them
-    requested, cfg = cfg, with_batch_plan(cfg)
+    requested, cfg = cfg, with_intervals_for_length(with_batch_plan(cfg))
     ckpt_path, checkpoint = resume_checkpoint(cfg)
     run = begin_run(cfg)
 

@@ -1,0 +1,18 @@
+"""Traps a newcomer falls into with short runs, sweeps and run identity: each fixed or refused."""
+
+import csv
+
+from conftest import FAST
+from electra_lit.runs.pretrain import train
+
+
+def test_a_20_step_run_logs_metrics_validation_and_tokens_per_second(compose_pretrain, tmp_path):
+    # the recipe's intervals (log every 50 steps, validate every 100) would log nothing at all
+    train(compose_pretrain(*FAST, "trainer.max_steps=20", "trainer.limit_val_batches=1"))
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    train_rows = [r for r in rows if r.get("train/loss")]
+    assert len(train_rows) == 10 and train_rows[-1]["train/gen_acc"]  # every 2 steps, with the metrics
+    assert [r["step"] for r in rows if r.get("val/loss")] == ["19"]  # validation at the last step
+    assert any(r.get("train/device/items_per_sec") for r in rows)  # tokens/s
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "log_every_n_steps: 2" in saved and "val_check_interval: 20" in saved  # what the run used
