@@ -2,7 +2,10 @@
 
 import csv
 
+import pytest
+
 from conftest import FAST
+from electra_lit.errors import ConfigError
 from electra_lit.runs.pretrain import train
 
 
@@ -16,3 +19,12 @@ def test_a_20_step_run_logs_metrics_validation_and_tokens_per_second(compose_pre
     assert any(r.get("train/device/items_per_sec") for r in rows)  # tokens/s
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "log_every_n_steps: 2" in saved and "val_check_interval: 20" in saved  # what the run used
+
+
+def test_wandb_online_without_an_api_key_is_one_line(compose_pretrain, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a key
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    with pytest.raises(ConfigError, match=r"logger=wandb logs online and W&B has no API key here: run `wandb login`"):
+        train(compose_pretrain(*FAST, "logger=wandb", "trainer.max_steps=2"))

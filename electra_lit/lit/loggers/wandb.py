@@ -17,6 +17,7 @@ from typing import Any
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from electra_lit.errors import ConfigError
 from electra_lit.runs.run_dir import RunDir
 
 _ID_CHARS = string.ascii_lowercase + string.digits  # W&B's own ids look like this: 8 of these
@@ -97,4 +98,13 @@ def log_config(loggers: Iterable[Logger], cfg_dict: dict) -> None:
     """
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_hyperparams(cfg_dict)
+            try:
+                logger.log_hyperparams(cfg_dict)  # the first use: starts the W&B run
+            except Exception as err:
+                if type(err).__name__ == "UsageError" and "API key" in str(err):
+                    raise ConfigError(
+                        "logger=wandb logs online and W&B has no API key here: run `wandb login` (or set "
+                        "WANDB_API_KEY); or log locally with WANDB_MODE=offline and upload later with "
+                        "`wandb sync`, or use logger=csv"
+                    ) from None
+                raise
