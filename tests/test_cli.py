@@ -117,3 +117,25 @@ def test_a_multirun_may_name_a_folder_per_job():
     check_multirun_run_dir(["-m", "masking.mask_prob=0.15,0.25", "run_dir=runs/x/${hydra:job.num}"])
     check_multirun_run_dir(["-m", "run_dir=a,b"])  # a sweep over folders: one each
     check_multirun_run_dir(["run_dir=runs/x"])  # a single run
+
+
+def test_a_multirun_over_a_key_that_does_not_name_folders_is_refused():
+    from electra_lit.cli.entry import check_multirun_run_dir
+    from electra_lit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="-m sweeps trainer.max_steps, which does not name run folders"):
+        check_multirun_run_dir(["-m", "trainer.max_steps=1000,2000"])
+    check_multirun_run_dir(["-m", "trainer.max_steps=1000,2000", "run_dir=runs/x/${hydra:job.num}"])
+
+
+@pytest.mark.slow
+def test_printing_logging_and_the_step_count_do_not_name_the_run_folder(tmp_path, cache_dir):
+    script = Path(sys.executable).parent / "electra-pretrain"
+    common = [str(script), f"cache_dir={cache_dir}", *FAST, "trainer.val_check_interval=2"]
+    for extra in (["trainer.max_steps=2"], ["trainer.max_steps=4", "print_config=false", "logger=none"]):
+        result = subprocess.run([*common, *extra], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+    folders = [p for p in (tmp_path / "runs" / "pretrain").iterdir() if p.is_dir()]
+    assert len(folders) == 1  # the second command trained the first's run on to step 4
+    assert checkpoint(folders[0])["global_step"] == 4
+    assert "max_steps" not in folders[0].name and "print_config" not in folders[0].name

@@ -28,3 +28,16 @@ def test_wandb_online_without_an_api_key_is_one_line(compose_pretrain, tmp_path,
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     with pytest.raises(ConfigError, match=r"logger=wandb logs online and W&B has no API key here: run `wandb login`"):
         train(compose_pretrain(*FAST, "logger=wandb", "trainer.max_steps=2"))
+
+
+def test_a_branch_that_trains_nothing_still_continues_from_its_start(compose_pretrain, tmp_path):
+    from electra_lit.runs.resume import read_checkpoint
+
+    common = [*FAST, "trainer.val_check_interval=2", "trainer.limit_val_batches=1"]
+    train(compose_pretrain(*common, "trainer.max_steps=2", run_dir=tmp_path / "trunk"))
+    trunk = tmp_path / "trunk" / "checkpoints" / "last.ckpt"
+    branch = tmp_path / "branch"
+    train(compose_pretrain(*common, "trainer.max_steps=2", f"ckpt_path={trunk}", run_dir=branch))
+    assert read_checkpoint(branch / "checkpoints" / "last.ckpt")["global_step"] == 2  # nothing trained, yet saved
+    train(compose_pretrain(*common, "trainer.max_steps=4", run_dir=branch))  # the summary's "longer" hint
+    assert read_checkpoint(branch / "checkpoints" / "last.ckpt")["global_step"] == 4

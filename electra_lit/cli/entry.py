@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from electra_lit.errors import ConfigError, one_line_errors
+from electra_lit.runs.naming import keys_not_in_run_names
 from electra_lit.runs.run_dir import RunDir
 
 CONFIG_PACKAGE = "electra_lit.conf"
@@ -92,20 +93,31 @@ def check_run_dir(overrides: Sequence[str]) -> None:
 
 
 def check_multirun_run_dir(argv: Sequence[str]) -> None:
-    """Refuse ``-m ... run_dir=X``: every job of the multirun would share X, the second "resuming"
-    the first's finished checkpoint and training nothing (a search would score every trial with
-    the first one's result). Each job's default folder is named after its own overrides."""
+    """Refuse a ``-m`` whose jobs would share run folders: ``run_dir=X`` for every job (the second
+    would "resume" the first's finished checkpoint and train nothing; a search would score every
+    trial with the first one's result), or a sweep over a key that does not name run folders
+    (``trainer.max_steps=1000,2000``). By default each job's folder is named after its overrides."""
     if not any(arg in ("-m", "--multirun") for arg in argv):
         return
-    for override in parse_overrides(argv):
-        if override.key_or_group != "run_dir" or override.is_sweep_override():
-            continue
+    overrides = parse_overrides(argv)
+    run_dirs = [o for o in overrides if o.key_or_group == "run_dir"]
+    for override in run_dirs:
         value = override.value()
-        if isinstance(value, str) and "${" not in value:
+        if not override.is_sweep_override() and isinstance(value, str) and "${" not in value:
             raise ConfigError(
                 f"run_dir={value} with -m would put every job of the multirun in that one folder (the second "
                 "would resume the first's checkpoint); leave run_dir out, and each job gets its own folder "
                 "named after its overrides, or make it differ per job: run_dir='" + value + "/${hydra:job.num}'"
+            )
+    if run_dirs:
+        return
+    unnamed = set(keys_not_in_run_names())
+    for override in overrides:
+        if override.is_sweep_override() and override.key_or_group in unnamed:
+            raise ConfigError(
+                f"-m sweeps {override.key_or_group}, which does not name run folders (conf/common.yaml's "
+                "exclude_keys), so its jobs would share one; give each job its own folder: "
+                "run_dir='runs/pretrain/NAME/${hydra:job.num}'"
             )
 
 

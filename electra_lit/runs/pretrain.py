@@ -131,6 +131,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    if ckpt_path and not run.last_checkpoint.exists():
+        # a branch (ckpt_path=... run_dir=NEW) that trained nothing, its checkpoint being at
+        # max_steps already: NEW still gets its starting point, so a longer re-run continues from it
+        trainer.save_checkpoint(run.last_checkpoint)
     if trainer.is_global_zero:
         print("\n".join(summary_lines(trainer, run.root)), flush=True)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
