@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from test_cluster import run_cli
 
-from conftest import FAST
+from conftest import FAST, build
 from electra_lit.errors import ConfigError, RunFault
 from electra_lit.lit.callbacks.checkpoint import AtomicCheckpointIO
 from electra_lit.runs.lock import RunLock
@@ -280,3 +280,28 @@ def test_slurm_warning_signal_to_the_process_group_requeues_and_the_job_resumes(
     rc, output = run_cli(*common)  # the requeued job: same job id, same command
     assert rc == 0 and "Resuming from" in output, output[-3000:]
     assert saved_step(run / "checkpoints" / "last.ckpt") == 12
+
+
+# ------------------------------------------------------------------ text that packing must cut
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_huge_line_without_sentence_ends_is_cut_with_a_warning(compose_pretrain, tmp_path, caplog, streaming):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    huge = " ".join(["word"] * 50_000)  # one "sentence": no . ! ? before a capital letter
+    normal = "\n\n".join(f"Paragraph {i} has words. It ends here." for i in range(400))
+    (corpus / "a.txt").write_text(f"{huge}\n")  # the first document: the one streaming holds out
+    (corpus / "b.txt").write_text(f"{normal}\n")
+    cfg = compose_pretrain(
+        *FAST,
+        "data=text",
+        f"data.corpus.paths={corpus}",
+        "data.val_documents=1",
+        f"data.streaming={str(streaming).lower()}",
+        "tokenizer=bert_uncased",
+        "data.batch_size=1",
+    )
+    _, datamodule, _ = build(cfg)
+    with caplog.at_level(logging.WARNING):
+        datamodule.setup("fit")
+    assert "1 sentence longer than a sequence (data.max_seq_length=64) was cut to fit" in caplog.text, caplog.text
+    assert "tokens dropped" in caplog.text

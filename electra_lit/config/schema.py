@@ -123,6 +123,26 @@ class PrepareDataConfig(CommonConfig):
     tokenizer: Any = None  # the tokenizer, built from its _target_ (tokenizer group)
     out_dir: str = MISSING  # where the shards and their tokenizer/ are written
     rows_per_shard: int = 65536  # sequences per shard file
+    # processes that tokenize and pack; null = every core this process may use; 1 = this process only
+    num_proc: int | None = None
+    # machines the corpus is split across, each writing its own out_dir (read together by data.shards)
+    num_shards: int = 1
+    # this machine's part: the training documents d (corpus order, from 0) with d % num_shards == shard_index; 0 also holds the validation documents
+    shard_index: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_proc is not None and self.num_proc < 1:
+            raise ConfigError(
+                f"num_proc={self.num_proc} must be a positive integer (processes), or null for every core"
+            )
+        if self.num_shards < 1:
+            raise ConfigError(f"num_shards={self.num_shards} must be a positive integer (machines), 1 for one machine")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ConfigError(
+                f"shard_index={self.shard_index} must be in [0, {self.num_shards - 1}] with num_shards="
+                f"{self.num_shards}: machine i of num_shards takes shard_index=i"
+            )
 
 
 @dataclass

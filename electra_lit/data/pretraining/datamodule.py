@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from itertools import islice
@@ -30,7 +30,13 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from electra_lit.data.pretraining.corpus import Corpus
 from electra_lit.data.pretraining.masking import MaskingCollator, MaskingConfig
-from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilder, check_packing, pack_documents
+from electra_lit.data.pretraining.packing import (
+    PackedSequences,
+    SequenceBuilder,
+    check_packing,
+    pack_documents,
+    truncation_warning,
+)
 from electra_lit.data.pretraining.shards import ShardedSequences, read_meta, tokenizer_digest
 from electra_lit.data.pretraining.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
@@ -64,7 +70,7 @@ class DataConfig:
     val_documents: int | None = None
     streaming: bool = False  # tokenize and pack on the fly, disjoint per rank and worker (large corpora)
     shuffle_buffer: int = 0  # streaming hub datasets: shuffle rows in a buffer (resume is then approximate)
-    shards: str | None = None  # a folder from electra-prepare-data: pre-tokenized, memory-mapped
+    shards: Any = None  # a folder from electra-prepare-data (pre-tokenized, memory-mapped), or several read as one: a list, their parent folder or a glob
     seed: int = II("seed")  # seeds the document split, packing, shuffling and masking; default: the run's seed
 
     def __post_init__(self) -> None:
@@ -142,7 +148,8 @@ class PretrainDataModule(L.LightningDataModule):
         single_segment_prob / short_seq_prob: the sequence builder's rates.
         streaming: tokenize and pack on the fly instead of at setup.
         shuffle_buffer: streaming hub datasets: rows shuffled in a buffer of this size.
-        shards: a folder written by ``electra-prepare-data`` (then ``corpus`` is unused).
+        shards: a folder written by ``electra-prepare-data`` (then ``corpus`` is unused), or several
+            read as one: a list, their parent folder or a glob (electra_lit.data.pretraining.shards).
         seed: seeds the document split, packing, shuffling and masking.
     """
 
@@ -161,7 +168,7 @@ class PretrainDataModule(L.LightningDataModule):
         short_seq_prob: float = 0.05,
         streaming: bool = False,
         shuffle_buffer: int = 0,
-        shards: str | None = None,
+        shards: str | Sequence[str] | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -227,6 +234,9 @@ class PretrainDataModule(L.LightningDataModule):
         num_val = self.val_documents or max(1, round(self.val_fraction * len(documents)))
         tokenized = tokenize_documents(self.tokenizer, documents)
         train = self._pack([tokenized[i] for i in sorted(order[num_val:])], self.seed)
+        val = self._pack([tokenized[i] for i in sorted(order[:num_val])], self.seed + 1)
+        if warning := truncation_warning(train.truncated + val.truncated):
+            log.warning(warning)  # before the error below, which a 5 MB line without sentence ends explains
         if len(train) < self.batch_size:
             raise ConfigError(
                 f"{self.corpus.description}: {len(train)} training sequences"
@@ -234,7 +244,7 @@ class PretrainDataModule(L.LightningDataModule):
                 f"data.batch_size={self.batch_size}; lower data.batch_size or use a larger corpus"
             )
         self.train_set = SequenceDataset(train)
-        self.val_set = SequenceDataset(self._pack([tokenized[i] for i in sorted(order[:num_val])], self.seed + 1))
+        self.val_set = SequenceDataset(val)
         log.info(
             "Data: %d train / %d validation sequences of %d tokens from %d documents (%.1f%% padding)",
             len(self.train_set),
@@ -254,7 +264,10 @@ class PretrainDataModule(L.LightningDataModule):
                 "validation; lower data.val_documents, or use data.streaming=false for a corpus this small"
             )
         held_out = held_out[:wanted]
-        self.val_set = SequenceDataset(self._pack(tokenize_documents(self.tokenizer, held_out), self.seed + 1))
+        val = self._pack(tokenize_documents(self.tokenizer, held_out), self.seed + 1)
+        if warning := truncation_warning(val):
+            log.warning(warning)
+        self.val_set = SequenceDataset(val)
         self.train_set = StreamingSequences(
             self.corpus,
             self.tokenizer,
@@ -276,7 +289,7 @@ class PretrainDataModule(L.LightningDataModule):
         if meta["tokenizer"] != tokenizer_digest(self.tokenizer):
             raise ConfigError(
                 f"data.shards={self.shards} was prepared with another tokenizer; use it: "
-                f"tokenizer=pretrained tokenizer.path={self.shards}/tokenizer"
+                f"tokenizer=pretrained tokenizer.path={meta['folders'][0]}/tokenizer"
             )
         if meta["max_seq_length"] != self.max_seq_length:
             raise ConfigError(

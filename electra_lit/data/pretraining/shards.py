@@ -2,28 +2,35 @@
 
 ``electra-prepare-data`` tokenizes and packs a corpus once into ``DIR``:
 
-- ``meta.json``: sequence length, vocab size, the tokenizer's digest, packing, counts per split;
+- ``meta.json``: sequence length, vocab size, the tokenizer's digest, packing, counts per split,
+  and which part of the corpus this is (``num_shards``, ``shard_index``);
 - ``tokenizer/``: the tokenizer used (``tokenizer.json``, ``vocab.txt``);
 - ``{split}-{n:05d}.input_ids.npy`` (int32), ``.token_type_ids.npy`` (int8), ``.lengths.npy``
   (int32): fixed-length rows, memory-mapped when training, so feeding costs almost no CPU.
+
+``data.shards`` reads one such folder, or several as one dataset (:func:`shard_folders`: a list,
+a parent folder, a glob): one machine's part each of a corpus split across machines, or separate
+corpora. :func:`read_meta` checks that they fit together (the manifest check) before any is read.
 """
 
 from __future__ import annotations
 
 import bisect
+import glob
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from electra_lit.data.pretraining.packing import to_arrays
+from electra_lit.data.pretraining.packing import PackedSequences, to_arrays
 from electra_lit.errors import ConfigError
 
 FORMAT = 1
-COLUMNS = ("input_ids", "token_type_ids", "lengths")
+COLUMNS = ("input_ids", "token_type_ids", "lengths")  # PackedSequences' fields, in order
+SAME_IN_EVERY_FOLDER = ("tokenizer", "max_seq_length", "packing")  # what folders read together must share
 
 
 def tokenizer_digest(tokenizer: Tokenizer) -> str:
@@ -31,36 +38,47 @@ def tokenizer_digest(tokenizer: Tokenizer) -> str:
 
 
 class ShardWriter:
-    """Collects sequences ``(ids, segment_a_end)`` and writes a shard every ``rows_per_shard``."""
+    """Collects sequences and writes a shard every ``rows_per_shard``: rows ``(ids, segment_a_end)``
+    with :meth:`add`, or already padded arrays (what prepare's worker processes send) with
+    :meth:`add_arrays`."""
 
     def __init__(
         self, directory: str | Path, split: str, max_seq_length: int, pad_id: int, rows_per_shard: int = 65536
     ):
         self.directory, self.split = Path(directory), split
         self.max_seq_length, self.pad_id, self.rows_per_shard = max_seq_length, pad_id, rows_per_shard
-        self.rows: list[tuple[list[int], int]] = []
+        self.pending: list[PackedSequences] = []
+        self.pending_rows = 0
         self.shards: list[dict] = []
         self.tokens = 0
 
     def add(self, rows: Iterable[tuple[list[int], int]]) -> None:
-        for row in rows:
-            self.rows.append(row)
-            if len(self.rows) == self.rows_per_shard:
-                self._flush()
+        rows = list(rows)
+        if rows:
+            self.add_arrays(to_arrays(rows, self.max_seq_length, self.pad_id))
 
-    def _flush(self) -> None:
-        if not self.rows:
+    def add_arrays(self, arrays: PackedSequences) -> None:
+        if not len(arrays):
             return
-        arrays = to_arrays(self.rows, self.max_seq_length, self.pad_id)
+        self.pending.append(arrays)
+        self.pending_rows += len(arrays)
+        while self.pending_rows >= self.rows_per_shard:
+            self._flush(self.rows_per_shard)
+
+    def _flush(self, rows: int) -> None:
+        """Write the first ``rows`` pending rows as the next shard; keep the rest pending."""
+        columns = [np.concatenate([getattr(p, c) for p in self.pending]) for c in COLUMNS]
         stem = f"{self.split}-{len(self.shards):05d}"
-        for column in COLUMNS:
-            np.save(self.directory / f"{stem}.{column}.npy", getattr(arrays, column))
-        self.shards.append({"stem": stem, "rows": len(self.rows)})
-        self.tokens += int(arrays.lengths.sum())
-        self.rows = []
+        for column, values in zip(COLUMNS, columns, strict=True):
+            np.save(self.directory / f"{stem}.{column}.npy", values[:rows])
+        self.shards.append({"stem": stem, "rows": rows})
+        self.tokens += int(columns[-1][:rows].sum())
+        rest = PackedSequences(*(values[rows:] for values in columns))
+        self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
 
     def close(self) -> dict:
-        self._flush()
+        if self.pending_rows:
+            self._flush(self.pending_rows)
         rows = sum(s["rows"] for s in self.shards)
         return {
             "shards": self.shards,
@@ -71,16 +89,17 @@ class ShardWriter:
 
 
 class ShardedSequences:
-    """The rows of one split across its shards; ``row(i)`` reads one row (memory-mapped, opened lazily
-    so that loader workers open their own maps instead of receiving copies)."""
+    """The rows of one split across its shards, of one folder or several (``data.shards``, see
+    :func:`read_meta`); ``row(i)`` reads one row (memory-mapped, opened lazily so that loader
+    workers open their own maps instead of receiving copies)."""
 
-    def __init__(self, directory: str | Path, split: str):
-        self.directory = Path(directory)
-        meta = read_meta(self.directory)
+    def __init__(self, shards: str | Path | Sequence[str | Path], split: str):
+        meta = read_meta(shards)
         if split not in meta["splits"]:
-            raise ConfigError(f"data.shards={directory}: no {split!r} split; it has {', '.join(meta['splits'])}")
-        self.stems = [s["stem"] for s in meta["splits"][split]["shards"]]
-        self.ends = np.cumsum([s["rows"] for s in meta["splits"][split]["shards"]]).tolist()
+            raise ConfigError(f"data.shards={shards}: no {split!r} split; it has {', '.join(meta['splits'])}")
+        parts = meta["splits"][split]["shards"]
+        self.files = [Path(s["folder"]) / s["stem"] for s in parts]
+        self.ends = np.cumsum([s["rows"] for s in parts]).tolist()
         self.max_seq_length = meta["max_seq_length"]
         self._maps: list[dict[str, np.ndarray]] | None = None
 
@@ -92,9 +111,7 @@ class ShardedSequences:
 
     def row(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         if self._maps is None:
-            self._maps = [
-                {c: np.load(self.directory / f"{stem}.{c}.npy", mmap_mode="r") for c in COLUMNS} for stem in self.stems
-            ]
+            self._maps = [{c: np.load(f"{file}.{c}.npy", mmap_mode="r") for c in COLUMNS} for file in self.files]
         shard = bisect.bisect_right(self.ends, index)
         offset = index - (self.ends[shard - 1] if shard else 0)
         maps = self._maps[shard]
@@ -105,11 +122,99 @@ class ShardedSequences:
         )
 
 
-def read_meta(directory: str | Path) -> dict:
-    path = Path(directory).expanduser() / "meta.json"
-    if not path.is_file():
-        raise ConfigError(f"data.shards={directory}: no meta.json there; write the shards with electra-prepare-data")
-    meta = json.loads(path.read_text())
+# ------------------------------------------------------------------ reading one or several folders
+def shard_folders(shards: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The folders ``data.shards`` names, in order: each entry of a list (or the one value) is a
+    folder holding meta.json, a parent folder whose subfolders holding meta.json are taken (by
+    name), or a glob pattern of such folders. A subfolder or match with shard files but no
+    meta.json is an unfinished preparation, and refused rather than left out unnoticed."""
+    if not isinstance(shards, (str, Path, Sequence)):
+        raise ConfigError(f"data.shards={shards} is not a folder, a list of folders, a parent folder or a glob")
+    entries = [shards] if isinstance(shards, (str, Path)) else list(shards)
+    folders: list[Path] = []
+    for entry in entries:
+        path = Path(entry).expanduser()
+        if (path / "meta.json").is_file():
+            candidates = [path]
+        elif path.is_dir():  # an unfinished folder itself, or a parent
+            candidates = [path] if _holds_shards(path) else sorted(p for p in path.iterdir() if p.is_dir())
+        else:
+            candidates = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_dir())
+        found = [folder for folder in candidates if _finished(folder, entry)]
+        if not found:
+            raise ConfigError(
+                f"data.shards={entry}: no meta.json there, nor in its subfolders or glob matches; "
+                "write the shards with electra-prepare-data"
+            )
+        folders.extend(found)
+    return folders
+
+
+def _finished(folder: Path, entry: str | Path) -> bool:
+    """Whether ``folder`` holds finished shards (meta.json); refuses an unfinished preparation."""
+    if (folder / "meta.json").is_file():
+        return True
+    if _holds_shards(folder):
+        raise ConfigError(
+            f"data.shards={entry}: {folder} holds shards but no meta.json, an unfinished electra-prepare-data; "
+            "run it again there, or leave that folder out"
+        )
+    return False
+
+
+def _holds_shards(folder: Path) -> bool:
+    return next(folder.glob("*.input_ids.npy"), None) is not None
+
+
+def read_folder_meta(folder: Path) -> dict:
+    """One folder's meta.json; folders from before machine shards count as the only part."""
+    meta = json.loads((folder / "meta.json").read_text())
     if meta.get("format") != FORMAT:
-        raise ConfigError(f"data.shards={directory}: format {meta.get('format')}, this version reads {FORMAT}")
-    return meta
+        raise ConfigError(f"data.shards={folder}: format {meta.get('format')}, this version reads {FORMAT}")
+    return {"num_shards": 1, "shard_index": 0, **meta}
+
+
+def check_manifest(metas: list[tuple[Path, dict]]) -> None:
+    """Refuse folders that cannot be one dataset, in one line naming them and their values: another
+    tokenizer, sequence length or packing; a machine's part missing from, or twice in, its set
+    (the folders of one source and num_shards)."""
+    for key in SAME_IN_EVERY_FOLDER:
+        if len({meta[key] for _, meta in metas}) > 1:
+            listed = ", ".join(f"{folder}: {key}={meta[key]}" for folder, meta in metas)
+            raise ConfigError(
+                f"data.shards: the folders differ in {key} ({listed}); read together only folders "
+                f"prepared with one {key}"
+            )
+    sets: dict[tuple[str, int], dict[int, list[Path]]] = {}
+    for folder, meta in metas:
+        parts = sets.setdefault((meta.get("source", "?"), meta["num_shards"]), {})
+        parts.setdefault(meta["shard_index"], []).append(folder)
+    for (source, num_shards), parts in sets.items():
+        listed = ", ".join(f"{f}: shard_index={i}" for i, folders in sorted(parts.items()) for f in folders)
+        for index in range(num_shards):
+            if index not in parts:
+                raise ConfigError(
+                    f"data.shards: shard_index={index} of num_shards={num_shards} of {source} is missing "
+                    f"({listed}); add that machine's folder (one without meta.json is unfinished)"
+                )
+            if len(parts[index]) > 1:
+                raise ConfigError(
+                    f"data.shards: shard_index={index} of num_shards={num_shards} of {source} is there "
+                    f"{len(parts[index])} times ({listed}); give each part once"
+                )
+
+
+def read_meta(shards: str | Path | Sequence[str | Path]) -> dict:
+    """The meta.json of what ``data.shards`` names, as one: the first folder's, with ``folders``
+    and each split's shards from all folders in order (each shard naming its ``folder``), their
+    rows and tokens summed. Several folders pass :func:`check_manifest` first."""
+    metas = [(folder, read_folder_meta(folder)) for folder in shard_folders(shards)]
+    check_manifest(metas)
+    splits: dict[str, dict] = {}
+    for folder, meta in metas:
+        for split, info in meta["splits"].items():
+            merged = splits.setdefault(split, {"shards": [], "rows": 0, "tokens": 0})
+            merged["shards"] += [{**shard, "folder": str(folder)} for shard in info["shards"]]
+            merged["rows"] += info["rows"]
+            merged["tokens"] += info["tokens"]
+    return {**metas[0][1], "folders": [str(folder) for folder, _ in metas], "splits": splits}
