@@ -16,11 +16,11 @@ import time
 
 import pytest
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 from test_cluster import run_cli
 
 from conftest import FAST, build
 from electra_lit.errors import ConfigError, RunFault
+from electra_lit.lit.callbacks import checkpoint as checkpoint_module
 from electra_lit.lit.callbacks.checkpoint import AtomicCheckpointIO
 from electra_lit.runs.lock import RunLock
 from electra_lit.runs.pretrain import train
@@ -87,17 +87,16 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_finite_checkpoints(compos
 
 def fill_the_disk(monkeypatch, after_saves: int) -> None:
     """Checkpoint writes after the first ``after_saves`` write a few bytes and fail as a full disk does."""
-    real_save, calls = TorchCheckpointIO.save_checkpoint, []
+    real_save, calls = torch.save, []
 
-    def save(self, checkpoint, path, storage_options=None):
-        calls.append(path)
+    def save(obj, file, *args, **kwargs):
+        calls.append(file)
         if len(calls) <= after_saves:
-            return real_save(self, checkpoint, path, storage_options)
-        with open(path, "wb") as file:
-            file.write(b"PK partial")
+            return real_save(obj, file, *args, **kwargs)
+        file.write(b"PK partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", save)
+    monkeypatch.setattr(checkpoint_module.torch, "save", save)
 
 
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(monkeypatch, tmp_path):
@@ -109,6 +108,18 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(monkeypatch, tm
     assert "it needs about 4 MB" in str(caught.value) and "MB are free there" in str(caught.value)
     assert target.read_bytes() == b"the good one"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # the temporary file is gone
+
+
+def test_a_save_never_stages_in_the_system_temp_folder(monkeypatch, tmp_path):
+    import tempfile
+
+    def no_system_temp(*args, **kwargs):
+        raise AssertionError("a checkpoint save used the system's temp folder")
+
+    monkeypatch.setattr(tempfile, "mkstemp", no_system_temp)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_system_temp)
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1}, tmp_path / "checkpoints" / "last.ckpt")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt"]
 
 
 @pytest.mark.slow

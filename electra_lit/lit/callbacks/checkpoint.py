@@ -47,12 +47,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     leaves the previous checkpoints as they were and stops the run with one line."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+            # written here, not by Lightning's atomic save: that one goes through an fsspec
+            # transaction, which stages the file in the system's temp folder (left behind by a
+            # kill, and copied, not renamed, when /tmp is another filesystem)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
         except OSError as err:
             tmp.unlink(missing_ok=True)
             free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
