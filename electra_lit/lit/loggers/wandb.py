@@ -7,12 +7,14 @@ sweep comes from :mod:`electra_lit.runs.sweep`.
 
 from __future__ import annotations
 
+import netrc
 import os
 import secrets
 import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
@@ -52,6 +54,31 @@ def run_id(run_dir: str | os.PathLike) -> str | None:
     return new_id
 
 
+NO_API_KEY = (
+    "logger=wandb logs online and W&B has no API key here: run `wandb login` (or set WANDB_API_KEY); or log "
+    "locally with WANDB_MODE=offline and upload later with `wandb sync`, or use logger=csv"
+)
+
+
+def has_api_key() -> bool:
+    """Whether W&B can authenticate: WANDB_API_KEY, an identity token file, or a ~/.netrc entry
+    for its host (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def check_can_log_online(mode: str | None) -> None:
+    """Refuse, in one line and before the run starts, online logging without credentials."""
+    mode = mode or os.environ.get("WANDB_MODE", "online")
+    if mode in ("online", "run") and not os.environ.get("WANDB_DISABLED") and not has_api_key():
+        raise ConfigError(NO_API_KEY)
+
+
 def wandb_logger(
     run_dir: str | os.PathLike,
     project: str,
@@ -70,6 +97,8 @@ def wandb_logger(
     """
     import wandb
 
+    if _launched_as_global_rank_zero():  # only rank 0 starts a W&B run
+        check_can_log_online(kwargs.get("mode"))
     if wandb.run is not None:
         # Hydra's basic launcher runs the jobs of a sweep one after another in one process, and
         # WandbLogger would log into a run an earlier job left open instead of starting its own.
@@ -101,10 +130,6 @@ def log_config(loggers: Iterable[Logger], cfg_dict: dict) -> None:
             try:
                 logger.log_hyperparams(cfg_dict)  # the first use: starts the W&B run
             except Exception as err:
-                if type(err).__name__ == "UsageError" and "API key" in str(err):
-                    raise ConfigError(
-                        "logger=wandb logs online and W&B has no API key here: run `wandb login` (or set "
-                        "WANDB_API_KEY); or log locally with WANDB_MODE=offline and upload later with "
-                        "`wandb sync`, or use logger=csv"
-                    ) from None
+                if type(err).__name__ == "UsageError" and "API key" in str(err):  # a key check missed
+                    raise ConfigError(NO_API_KEY) from None
                 raise
