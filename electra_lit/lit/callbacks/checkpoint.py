@@ -143,6 +143,10 @@ class RunCheckpoint(ModelCheckpoint):
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
+        if self._save_after_validation:  # a validation that was due did not run: save without it
+            self._save_after_validation = False
+            if not self._should_skip_saving_checkpoint(trainer):
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     # ------------------------------------------------------------ saving
     def on_train_batch_end(
@@ -200,6 +204,8 @@ def _validates_after_this_step(trainer: L.Trainer) -> bool:
     a private method; False if a Lightning version lacks it: then the save happens at once)."""
     loop = trainer.fit_loop
     try:
+        if loop.epoch_loop._skip_next_val:  # the first step after a resume does not validate again
+            return False
         return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
     except (AttributeError, TypeError):
         return False

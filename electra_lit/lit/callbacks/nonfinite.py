@@ -46,9 +46,13 @@ class NonFiniteGuard(L.Callback):
         if self._first_bad_step is None or str(trainer.precision) == "16-mixed":
             return  # fp16's gradient scaler skips non-finite gradients itself
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-        if grads:
+        if not grads:  # DeepSpeed keeps gradients to itself: the loss check remains
+            return
+        try:
             norms = torch.stack(torch._foreach_norm(grads))
-            self._note(torch.isfinite(norms).all(), trainer.global_step + 1)
+        except (RuntimeError, TypeError, NotImplementedError):  # gradients of a kind foreach cannot take
+            norms = torch.stack([g.detach().norm() for g in grads])
+        self._note(torch.isfinite(norms).all(), trainer.global_step + 1)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
