@@ -268,11 +268,7 @@ def measure(
     _, batch_size, seq_len = shape(size, batch_size, seq_len)
     return {
         "impl": "electra_lit",
-        "size": size,
-        "batch": batch_size,
-        "seq_len": seq_len,
-        "mode": mode,
-        "device": device.type,
+        **environment(size, mode, device, batch_size, seq_len),
         "step_ms": round(ms, 2),
         "tokens_per_s": round(batch_size * seq_len / (ms / 1e3)),
         "warm_s": round(warm_s, 1),

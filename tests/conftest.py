@@ -61,6 +61,29 @@ def compose_pretrain(tmp_path, cache_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, cache_dir):
+    """A tiny pretraining run's last.ckpt (2 steps): what fine-tuning and export tests start from.
+    Shared by the session: copy it before changing it."""
+    from electra_lit.runs.pretrain import train
+    from electra_lit.runs.run_dir import RunDir
+
+    root = tmp_path_factory.mktemp("pretrained")
+    with initialize_config_module("electra_lit.conf", version_base="1.3"):
+        cfg = compose(
+            "pretrain",
+            overrides=[
+                f"run_dir={root}",
+                f"cache_dir={cache_dir}",
+                *FAST,
+                "trainer.max_steps=2",
+                "trainer.val_check_interval=2",
+            ],
+        )
+    train(cfg)
+    return RunDir(root).last_checkpoint
+
+
+@pytest.fixture(scope="session")
 def austen_tokenizer(tmp_path_factory, cache_dir):
     from electra_lit.data import TextCorpus, train_wordpiece
 

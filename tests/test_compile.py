@@ -6,12 +6,11 @@ import lightning as L
 import pytest
 import torch
 import torch._dynamo
-from test_flops import CONFIG, fixed_shape_batch
+from test_flops import fixed_shape_batch, models_for
 
 from conftest import FAST
 from electra_lit.errors import ConfigError
 from electra_lit.lit.compile import CompileConfig, clone_tensors
-from electra_lit.models import build_models
 from electra_lit.objectives import AllTokensMLM, MaskedLanguageModeling, ReplacedTokenDetection, ReplaceMLM
 from electra_lit.runs.pretrain import train
 
@@ -30,13 +29,7 @@ OBJECTIVES = {
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_the_step_is_one_graph_without_breaks(name, precision):
     objective, sharing = OBJECTIVES[name]
-    generator, main = build_models(
-        CONFIG,
-        main_head=objective.main_head,
-        with_generator=objective.uses_generator,
-        generator_fraction=1.0 if sharing == "all" else 0.5,
-        embedding_sharing=sharing,
-    )
+    generator, main = models_for(objective, sharing)
 
     def step(batch):
         return objective(generator, main, batch)

@@ -7,7 +7,6 @@ import random
 import pytest
 from hydra import compose, initialize_config_module
 
-from conftest import FAST
 from electra_lit.cli.export import main as export_main
 from electra_lit.data.pretraining.packing import SequenceBuilder, Truncated, pack_documents, truncation_warning
 from electra_lit.errors import ConfigError
@@ -33,28 +32,7 @@ def assert_one_line(code, err, *parts):
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory, cache_dir):
-    """A tiny pretraining run (2 steps): its last.ckpt."""
-    root = tmp_path_factory.mktemp("pretrained")
-    from electra_lit.runs.pretrain import train
-
-    with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                f"run_dir={root}",
-                f"cache_dir={cache_dir}",
-                *FAST,
-                "trainer.max_steps=2",
-                "trainer.val_check_interval=2",
-            ],
-        )
-    train(cfg)
-    return RunDir(root).last_checkpoint
-
-
-@pytest.fixture(scope="module")
-def fine_tuned(tmp_path_factory, pretrained):
+def fine_tuned(tmp_path_factory, tiny_checkpoint):
     """One epoch of fine-tuning it on a tiny SST-2: its best.ckpt."""
     from electra_lit.runs.finetune import finetune
 
@@ -75,7 +53,7 @@ def fine_tuned(tmp_path_factory, pretrained):
                 "batch_size=16",
                 "task=sst2",
                 f"task.data_dir={root / 'sst2'}",
-                f"init_from={pretrained}",
+                f"init_from={tiny_checkpoint}",
                 "task.epochs=1",
             ],
         )
@@ -85,23 +63,23 @@ def fine_tuned(tmp_path_factory, pretrained):
 
 # ------------------------------------------------------------------ electra-export: the checkpoint
 @pytest.mark.slow
-def test_export_refuses_a_fine_tuning_checkpoint(capsys, tmp_path, fine_tuned, pretrained):
+def test_export_refuses_a_fine_tuning_checkpoint(capsys, tmp_path, fine_tuned, tiny_checkpoint):
     code, _, err = export(capsys, fine_tuned, tmp_path / "hf")
     assert_one_line(
         code,
         err,
         f"checkpoint {fine_tuned} is a fine-tuning checkpoint (electra-finetune's",
         "electra-export takes a pretraining checkpoint, electra-pretrain's RUN_DIR/checkpoints/last.ckpt",
-        f"fine-tuned from init_from={pretrained}",
+        f"fine-tuned from init_from={tiny_checkpoint}",
     )
     assert not (tmp_path / "hf").exists()
 
 
 @pytest.mark.slow
-def test_export_refuses_a_truncated_or_foreign_checkpoint(capsys, tmp_path, pretrained):
+def test_export_refuses_a_truncated_or_foreign_checkpoint(capsys, tmp_path, tiny_checkpoint):
     truncated = tmp_path / "checkpoints" / "last.ckpt"
     truncated.parent.mkdir()
-    truncated.write_bytes(pretrained.read_bytes()[:1000])
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:1000])
     code, _, err = export(capsys, truncated, tmp_path / "hf")
     assert_one_line(
         code,
@@ -110,7 +88,7 @@ def test_export_refuses_a_truncated_or_foreign_checkpoint(capsys, tmp_path, pret
         "it is truncated or corrupt, or not a checkpoint; give an intact .ckpt written by electra-pretrain",
     )
     # the checkpoint it replaced is next to it: export that one instead
-    (truncated.parent / "last.previous.ckpt").write_bytes(pretrained.read_bytes())
+    (truncated.parent / "last.previous.ckpt").write_bytes(tiny_checkpoint.read_bytes())
     code, _, err = export(capsys, truncated, tmp_path / "hf")
     assert_one_line(code, err, f"export {truncated.parent / 'last.previous.ckpt'} (the checkpoint it replaced)")
     for name, content in [("empty.ckpt", b""), ("text.ckpt", b"not a checkpoint\n")]:
@@ -121,10 +99,10 @@ def test_export_refuses_a_truncated_or_foreign_checkpoint(capsys, tmp_path, pret
 
 
 @pytest.mark.slow
-def test_export_refuses_a_checkpoint_whose_weights_do_not_fit_its_model(capsys, tmp_path, pretrained):
+def test_export_refuses_a_checkpoint_whose_weights_do_not_fit_its_model(capsys, tmp_path, tiny_checkpoint):
     import torch
 
-    contents = torch.load(pretrained, map_location="cpu", weights_only=False)
+    contents = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)
     contents["hyper_parameters"]["model"]["discriminator"]["num_layers"] += 1  # e.g. another version's config
     torch.save(contents, tmp_path / "edited.ckpt")
     code, _, err = export(capsys, tmp_path / "edited.ckpt", tmp_path / "hf")
@@ -177,7 +155,7 @@ def test_export_refuses_a_non_empty_out_dir_without_overwrite(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_overwrite_replaces_what_export_writes_and_keeps_the_rest(capsys, tmp_path, pretrained):
+def test_export_overwrite_replaces_what_export_writes_and_keeps_the_rest(capsys, tmp_path, tiny_checkpoint):
     out = tmp_path / "out"
     (out / "discriminator").mkdir(parents=True)
     (out / "discriminator" / "stale.bin").write_text("old")
@@ -185,12 +163,12 @@ def test_export_overwrite_replaces_what_export_writes_and_keeps_the_rest(capsys,
     (out / "notes.txt").write_text("mine")
 
     # a bad checkpoint with --overwrite: nothing is removed
-    (tmp_path / "bad.ckpt").write_bytes(pretrained.read_bytes()[:1000])
+    (tmp_path / "bad.ckpt").write_bytes(tiny_checkpoint.read_bytes()[:1000])
     code, _, err = export(capsys, tmp_path / "bad.ckpt", out, "--overwrite")
     assert_one_line(code, err, "cannot be read")
     assert (out / "discriminator" / "stale.bin").exists()
 
-    code, stdout, err = export(capsys, pretrained, out, "--overwrite")
+    code, stdout, err = export(capsys, tiny_checkpoint, out, "--overwrite")
     assert code == 0, err
     assert stdout.splitlines() == [f"wrote {out / 'discriminator'}", f"wrote {out / 'generator'}"]
     assert not (out / "discriminator" / "stale.bin").exists() and not (out / "masked_lm").exists()

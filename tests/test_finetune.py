@@ -11,14 +11,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from conftest import FAST
 from electra_lit.errors import ConfigError
 from electra_lit.lit.modules.classifier import task_metrics
 from electra_lit.models import Encoder, EncoderConfig
 from electra_lit.optim import layerwise_lr_groups
 from electra_lit.runs.finetune import finetune
 from electra_lit.runs.glue_table import collect, markdown
-from electra_lit.runs.pretrain import train
 
 WORDS = "she said that the house was quite large and very pleasant for the family".split()
 
@@ -52,25 +50,6 @@ def sst2_dir(root, n_train=400, n_dev=100, n_test=10):
             [(i, sentence(rng, "excellent" if i % 2 else "dreadful")) for i in range(n_test)],
         )
     return root
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, cache_dir):
-    """A tiny pretraining checkpoint (2 steps) to fine-tune from."""
-    root = tmp_path_factory.mktemp("pretrained")
-    with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                f"run_dir={root}",
-                f"cache_dir={cache_dir}",
-                *FAST,
-                "trainer.max_steps=2",
-                "trainer.val_check_interval=2",
-            ],
-        )
-    train(cfg)
-    return root / "checkpoints" / "last.ckpt"
 
 
 def compose_finetune(tmp_path, *overrides):

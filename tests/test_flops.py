@@ -21,16 +21,30 @@ CONFIG = EncoderConfig(
 )
 
 
-def fixed_shape_batch() -> dict[str, torch.Tensor]:
-    """A batch in the collator's layout: (BATCH, SEQ) tokens, PREDICTIONS masked slots per sequence."""
+def fixed_shape_batch(
+    batch: int = BATCH, seq: int = SEQ, predictions: int = PREDICTIONS, vocab: int = VOCAB
+) -> dict[str, torch.Tensor]:
+    """A batch in the collator's layout: (batch, seq) tokens, ``predictions`` masked slots per sequence."""
     return {
-        "input_ids": torch.randint(5, VOCAB, (BATCH, SEQ)),
-        "token_type_ids": torch.zeros(BATCH, SEQ, dtype=torch.long),
-        "attention_mask": torch.ones(BATCH, SEQ, dtype=torch.long),
-        "masked_positions": torch.stack([torch.randperm(SEQ)[:PREDICTIONS] for _ in range(BATCH)]),
-        "masked_ids": torch.randint(5, VOCAB, (BATCH, PREDICTIONS)),
-        "masked_weights": torch.ones(BATCH, PREDICTIONS),
+        "input_ids": torch.randint(5, vocab, (batch, seq)),
+        "token_type_ids": torch.zeros(batch, seq, dtype=torch.long),
+        "attention_mask": torch.ones(batch, seq, dtype=torch.long),
+        "masked_positions": torch.stack([torch.randperm(seq)[:predictions] for _ in range(batch)]),
+        "masked_ids": torch.randint(5, vocab, (batch, predictions)),
+        "masked_weights": torch.ones(batch, predictions),
     }
+
+
+def models_for(objective, sharing: str):
+    """(generator, main model) as the objective needs them, with ``sharing``; a generator of half
+    the width (the same width when ``all`` shares the encoder)."""
+    return build_models(
+        CONFIG,
+        main_head=objective.main_head,
+        with_generator=objective.uses_generator,
+        generator_fraction=1.0 if sharing == "all" else 0.5,
+        embedding_sharing=sharing,
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,13 +60,7 @@ def fixed_shape_batch() -> dict[str, torch.Tensor]:
 )
 def test_analytic_flops_match_a_measured_forward_and_backward(objective, sharing):
     torch.manual_seed(0)
-    generator, main = build_models(
-        CONFIG,
-        main_head=objective.main_head,
-        with_generator=objective.uses_generator,
-        generator_fraction=1.0 if sharing == "all" else 0.5,
-        embedding_sharing=sharing,
-    )
+    generator, main = models_for(objective, sharing)
     counter = FlopCounterMode(display=False)
     # the math kernel is made of matmuls the counter sees; the CPU's fused attention kernel it does not count
     with sdpa_kernel(SDPBackend.MATH), counter:
@@ -133,14 +141,7 @@ def test_analytic_flops_match_the_counter_at_electra_small():
     torch.manual_seed(0)
     batch, seq, predictions = 2, 128, 20  # 15% of 128 tokens, rounded as the collator does
     generator, main = build_models(SMALL, main_head="rtd", with_generator=True, generator_fraction=0.25)
-    inputs = {
-        "input_ids": torch.randint(5, SMALL.vocab_size, (batch, seq)),
-        "token_type_ids": torch.zeros(batch, seq, dtype=torch.long),
-        "attention_mask": torch.ones(batch, seq, dtype=torch.long),
-        "masked_positions": torch.stack([torch.randperm(seq)[:predictions] for _ in range(batch)]),
-        "masked_ids": torch.randint(5, SMALL.vocab_size, (batch, predictions)),
-        "masked_weights": torch.ones(batch, predictions),
-    }
+    inputs = fixed_shape_batch(batch, seq, predictions, SMALL.vocab_size)
     counter = FlopCounterMode(display=False)
     with sdpa_kernel(SDPBackend.MATH), counter:
         ReplacedTokenDetection()(generator, main, inputs).loss.backward()

@@ -106,7 +106,8 @@ class ElectraPretrainModule(L.LightningModule):
         generator = None if self.generator is None else self.generator.encoder.config
         return pretraining_flops(self.main_model.encoder.config, generator, *shape, main_head=self.objective.main_head)
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def _step(self, batch: dict[str, torch.Tensor], stage: str, details: bool = True) -> torch.Tensor:
+        """The objective on ``batch``; logs the loss, and with ``details`` its parts and metrics."""
         if self.compile_config.cuda_graphs:
             mark_step_begin()
             out = clone_tensors(self.objective_step(batch))  # the next replay overwrites the graph's outputs
@@ -115,7 +116,7 @@ class ElectraPretrainModule(L.LightningModule):
         per_step = stage == "train"
         log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])
         self.log(f"{stage}/loss", out.loss, prog_bar=True, **log)
-        if per_step and not self._logs_this_step():
+        if not details:
             return out.loss  # the parts and metrics of this step would reach no logger
         for name, value in out.losses.items():
             self.log(f"{stage}/{name}", value, **log)
@@ -134,9 +135,10 @@ class ElectraPretrainModule(L.LightningModule):
         return trainer._logger_connector.should_update_logs or step == 1 or step >= trainer.max_steps
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if self._logs_this_step():
+        details = self._logs_this_step()
+        if details:
             self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, on_epoch=False)
-        return self._step(batch, "train")
+        return self._step(batch, "train", details)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
