@@ -16,6 +16,11 @@ class RunFault(ConfigError):
     that says what was kept and what to do, like a config error."""
 
 
+class Abort(BaseException):
+    """Carries a ConfigError (its ``__cause__``) out of a Hydra callback: Hydra turns a callback's
+    exceptions into warnings and goes on, which would start a sweep already known to fail."""
+
+
 def config_error_in(err: BaseException | None) -> ConfigError | None:
     """The ConfigError behind ``err`` (Hydra wraps errors raised while instantiating)."""
     while err is not None and not isinstance(err, ConfigError):
@@ -28,7 +33,7 @@ def one_line_errors(program: str) -> Iterator[None]:
     """Print a ConfigError raised inside as ``program: error: ...`` and exit with 2; re-raise the rest."""
     try:
         yield
-    except Exception as err:
+    except (Exception, Abort) as err:
         config_error = config_error_in(err)
         if config_error is None:
             raise

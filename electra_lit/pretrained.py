@@ -38,21 +38,27 @@ def _from_checkpoint(path: Path) -> PretrainedEncoder:
     return PretrainedEncoder(encoder, Tokenizer.from_str(tokenizer_json) if tokenizer_json else None)
 
 
+def check_init_from(init_from: str) -> Path:
+    """``init_from`` as a path: an electra-pretrain .ckpt file or a transformers folder (config.json)."""
+    path = Path(init_from).expanduser()
+    if not path.is_file() and not (path / "config.json").is_file():
+        raise ConfigError(
+            f"init_from={init_from}: not an electra-pretrain .ckpt file nor a transformers folder (no config.json)"
+        )
+    return path
+
+
 def load_pretrained_encoder(init_from: str, tokenizer_vocab: str | None = None) -> PretrainedEncoder:
     """The encoder and tokenizer of ``init_from``; ``tokenizer_vocab`` (a vocab.txt) replaces the
     tokenizer, and must have the encoder's vocabulary size."""
-    path = Path(init_from).expanduser()
+    path = check_init_from(init_from)
     if path.is_file():
         loaded = _from_checkpoint(path)
-    elif (path / "config.json").is_file():
+    else:
         from electra_lit.hf import load_hf_encoder
 
         has_tokenizer = (path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()
         loaded = PretrainedEncoder(load_hf_encoder(path), load_tokenizer(str(path)) if has_tokenizer else None)
-    else:
-        raise ConfigError(
-            f"init_from={init_from}: not an electra-pretrain .ckpt file nor a transformers folder (no config.json)"
-        )
     if tokenizer_vocab:
         loaded.tokenizer = load_wordpiece(tokenizer_vocab)
     if loaded.tokenizer is None:

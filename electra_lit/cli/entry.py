@@ -193,7 +193,7 @@ def hydra_entry(
         with one_line_errors(program):
             for check in (check_group_choices, check_run_dir, check_multirun_run_dir, *command_line_checks):
                 check(sys.argv[1:])
-        with one_line_composition_errors(program) as composed:
+        with one_line_errors(program), one_line_composition_errors(program) as composed:
             hydra_main()
 
     main.__doc__ = f"``{program}``: conf/{config_name}.yaml, run by {run.__module__}.{run.__qualname__}."

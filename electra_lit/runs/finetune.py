@@ -18,10 +18,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.data.tasks.datamodule import TaskDataModule
-from electra_lit.data.tasks.glue import Task
+from electra_lit.data.tasks.glue import Task, split_file
 from electra_lit.errors import ConfigError
 from electra_lit.lit.modules.classifier import ElectraClassifierModule
-from electra_lit.pretrained import load_pretrained_encoder
+from electra_lit.pretrained import check_init_from, load_pretrained_encoder
 from electra_lit.runs.run_dir import RunDir
 from electra_lit.runs.setup import begin_run, make_trainer
 
@@ -55,13 +55,31 @@ def write_predictions(
     return written
 
 
-def finetune(cfg: DictConfig) -> dict:
-    """Fine-tune as ``cfg`` says; returns what results.json holds."""
+def task_sources(cfg: DictConfig) -> tuple[str | None, dict[str, str] | None]:
+    """Where the task's examples are: a folder in GLUE's layout (``task.data_dir``, or the task's
+    folder in ``glue_dir``), else ``task.files``; neither = the datasets hub."""
+    data_dir = cfg.task.data_dir or (str(Path(cfg.glue_dir) / cfg.task.glue_folder) if cfg.glue_dir else None)
+    return data_dir, (OmegaConf.to_container(cfg.task.files) if cfg.task.files else None)
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """What a fine-tuning job reads, looked at without reading it: init_from, and the training and
+    dev files of the task. Each job of a ``-m`` sweep is checked so before the first one runs."""
     if OmegaConf.is_missing(cfg, "init_from"):
         raise ConfigError(
             "init_from is required: an electra-pretrain .ckpt (e.g. "
             f"{RunDir('runs/pretrain/default').last_checkpoint}) or a transformers folder"
         )
+    check_init_from(cfg.init_from)
+    task = Task.from_config(OmegaConf.to_container(cfg.task, resolve=True))
+    data_dir, files = task_sources(cfg)
+    for split in [task.train, *(s.name for s in task.validation)]:
+        split_file(task, split, data_dir, files)
+
+
+def finetune(cfg: DictConfig) -> dict:
+    """Fine-tune as ``cfg`` says; returns what results.json holds."""
+    check_inputs(cfg)
     run = begin_run(cfg)
     task = Task.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     pretrained = load_pretrained_encoder(cfg.init_from, cfg.tokenizer_vocab)
@@ -70,12 +88,12 @@ def finetune(cfg: DictConfig) -> dict:
             f"max_seq_length={cfg.max_seq_length} is above the encoder's "
             f"{pretrained.encoder.config.max_position_embeddings} positions"
         )
-    data_dir = cfg.task.data_dir or (str(Path(cfg.glue_dir) / cfg.task.glue_folder) if cfg.glue_dir else None)
+    data_dir, files = task_sources(cfg)
     datamodule = TaskDataModule(
         task,
         pretrained.tokenizer,
         data_dir=data_dir,
-        files=OmegaConf.to_container(cfg.task.files) if cfg.task.files else None,
+        files=files,
         max_seq_length=cfg.max_seq_length,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,

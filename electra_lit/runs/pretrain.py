@@ -16,10 +16,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tokenizers import Tokenizer
 
 from electra_lit.config.schema import validate_config
+from electra_lit.data.pretraining.shards import shard_folders
 from electra_lit.data.tokenizer import save_tokenizer
 from electra_lit.lit.modules.pretrain import ElectraPretrainModule
 from electra_lit.runs.batch import configured_world_size, plan_from_config
-from electra_lit.runs.resume import check_fits, resume_checkpoint
+from electra_lit.runs.resume import check_ckpt_path, check_fits, resume_checkpoint
 from electra_lit.runs.run_dir import RunDir
 from electra_lit.runs.setup import begin_run, make_trainer
 from electra_lit.runs.summary import summary_lines
@@ -101,6 +102,19 @@ def build_module(cfg: DictConfig, vocab_size: int) -> ElectraPretrainModule:
         lr_schedule=cfg.lr_schedule,
         compile=OmegaConf.to_object(cfg.compile) if "compile" in cfg else None,
     )
+
+
+def check_inputs(cfg: DictConfig) -> None:
+    """What a pretraining job reads, looked at without reading it: the config's own checks, the
+    corpus files (paths and globs) or shard folders, and ckpt_path. Each job of a ``-m`` sweep is
+    checked so before the first one trains (electra_lit.runs.preflight)."""
+    validate_config(cfg)
+    if cfg.data.get("corpus") is not None:
+        instantiate(cfg.data.corpus)  # resolves its paths and globs; reads nothing
+    if cfg.data.get("shards") is not None:
+        shard_folders(cfg.data.shards)
+    if cfg.ckpt_path:
+        check_ckpt_path(cfg.ckpt_path)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -40,6 +40,16 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def check_ckpt_path(ckpt_path: str) -> Path:
+    """``ckpt_path`` as a path that exists: a .ckpt file (or a DeepSpeed checkpoint folder)."""
+    path = Path(ckpt_path).expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"ckpt_path={ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null to start a new run"
+        )
+    return path
+
+
 def _differences(saved: Any, configured: Any, key: str) -> list[str]:
     if isinstance(saved, dict) and isinstance(configured, dict):
         return [
@@ -105,11 +115,7 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
         return path, checkpoint
 
     if cfg.ckpt_path:
-        path = Path(cfg.ckpt_path)
-        if not path.exists():
-            raise ConfigError(
-                f"ckpt_path={cfg.ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null to start a new run"
-            )
+        path = check_ckpt_path(cfg.ckpt_path)
         try:
             checkpoint = read_checkpoint(path)
         except UnreadableCheckpoint as err:

@@ -137,9 +137,7 @@ def _examples(
 
 def read_glue_tsv(task: Task, data_dir: str | Path, split: str, labelled: bool) -> list[Example]:
     """One split from GLUE's TSV files (quoting disabled; CoLA's train/dev have no header)."""
-    path = Path(data_dir).expanduser() / f"{split}.tsv"
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; glue_dir or task.data_dir must hold GLUE's {task.name} files")
+    path = split_file(task, split, data_dir, files=None)
     headerless = task.tsv_columns if (split != "test" and not split.startswith("test")) else None
     columns, rows = _rows_of_tsv(path, headerless)
     text_columns = task.tsv_text_columns or task.text_columns
@@ -148,11 +146,9 @@ def read_glue_tsv(task: Task, data_dir: str | Path, split: str, labelled: bool) 
     return _examples(rows, columns, text_columns, label_column, index_column, task, str(path))
 
 
-def read_file(task: Task, path: str | Path, labelled: bool) -> list[Example]:
-    """One split from a local .csv, .tsv, .jsonl/.json or .parquet file, via ``datasets``."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"task.files: {path} does not exist")
+def read_file(task: Task, path: Path, labelled: bool) -> list[Example]:
+    """One split from a local .csv, .tsv, .jsonl/.json or .parquet file (one :func:`split_file`
+    found), via ``datasets``."""
     builder = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(path.suffix)
     if builder is None:
         raise ConfigError(f"task.files: {path} is not .csv, .tsv, .jsonl, .json or .parquet")
@@ -195,10 +191,26 @@ def read_split(
     if data_dir:
         return read_glue_tsv(task, data_dir, split, labelled)
     if files:
+        return read_file(task, split_file(task, split, None, files), labelled)
+    return read_hub(task, split, labelled)
+
+
+def split_file(task: Task, split: str, data_dir: str | Path | None, files: Mapping[str, str] | None) -> Path | None:
+    """The local file ``split`` is read from (None: the hub); refuses one that does not exist.
+    A ``-m`` sweep calls this for every job before the first one trains."""
+    if data_dir:
+        path = Path(data_dir).expanduser() / f"{split}.tsv"
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist; glue_dir or task.data_dir must hold GLUE's {task.name} files")
+        return path
+    if files:
         if split not in files:
             raise ConfigError(f"task.files has no {split!r} entry; it has: {', '.join(files)}")
-        return read_file(task, files[split], labelled)
-    return read_hub(task, split, labelled)
+        path = Path(files[split]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"task.files: {path} does not exist")
+        return path
+    return None
 
 
 def available_splits(names: Sequence[Split], data_dir: str | None, files: Mapping[str, str] | None) -> list[Split]:
