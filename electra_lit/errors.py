@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,3 +40,20 @@ def one_line_errors(program: str) -> Iterator[None]:
             raise
         print(f"{program}: error: {config_error}", file=sys.stderr)
         sys.exit(2)
+
+
+# Lines of Hydra's and OmegaConf's messages that repeat what the first line says.
+_DETAIL = re.compile(r"^(full_key:|reference_type=|object_type=|Set the environment variable HYDRA_FULL_ERROR)")
+
+
+def one_line(err: BaseException | None) -> str:
+    """An error and its causes as one line, without OmegaConf's key/type detail lines."""
+    parts: list[str] = []
+    while err is not None:
+        text = " ".join(
+            line.strip() for line in str(err).splitlines() if line.strip() and not _DETAIL.match(line.strip())
+        )
+        if text and text not in parts:
+            parts.append(text)
+        err = err.__cause__
+    return ": ".join(parts)

@@ -58,8 +58,6 @@ def _compositions(tree):
         keys = [key.path for key in tree.schemas[name]] + list(tree.files[f"{name}.yaml"].values)
         yield name, [], keys
     for group, files in tree.groups().items():
-        if group == "hparams_search" and not _plugin("hydra_optuna_sweeper"):
-            continue
         if group == "hydra/launcher" and not _plugin("hydra_submitit_launcher"):
             continue
         for conf in files:

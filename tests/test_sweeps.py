@@ -57,36 +57,223 @@ def test_multirun_jobs_get_own_run_dirs_and_one_wandb_group(tmp_path, cache_dir)
     assert groups == {run_name(",".join(named))}  # ...in one group, named after the sweep's overrides
 
 
-def test_optuna_search_config():
+# ------------------------------------------------------------------------- Optuna searches
+# trials of 2 steps: shorter than the tiny recipe's validation interval (trainer.val_check_interval=100)
+SHORT_TRIALS = [*FAST, "trainer.max_steps=2", "trainer.limit_val_batches=1"]
+STUDY = "electra_pretrain"
+
+
+def electra_pretrain_search(cwd, *overrides):
+    """``electra-pretrain -m hparams_search=electra_optuna ...`` in ``cwd``, whatever its exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "electra_lit.cli.pretrain", "-m", "hparams_search=electra_optuna", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=cwd,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+
+
+def run_dirs(cwd):
+    return sorted(p for p in (cwd / "runs" / "pretrain").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def journal(cwd):
+    return cwd / "runs" / "pretrain" / ".optuna" / f"{STUDY}.journal"
+
+
+def load_study(storage):
+    """The study as a later command would see it: a journal file path or a database URL."""
     import optuna
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" not in str(storage):
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(storage)))
+    return optuna.load_study(study_name=STUDY, storage=storage)
+
+
+def trials_in(study, state):
+    return study.get_trials(deepcopy=False, states=(state,))
+
+
+def test_optuna_search_config():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.samplers import TPESampler
+
+    from electra_lit.runs.optuna_search import build_sampler, search_space
 
     sweeper = compose_with_hydra("hparams_search=electra_optuna").hydra.sweeper
-    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper._target_ == "hydra_plugins.electra_lit_optuna.optuna_sweeper.OptunaSweeper"
     assert (sweeper.direction, sweeper.n_trials, sweeper.n_jobs) == ("minimize", 20, 1)
-    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in sweeper.params.items()])
-    space = {o.key_or_group: create_optuna_distribution_from_override(o) for o in overrides}
-    assert space == {
-        "optimizer.lr": optuna.distributions.LogUniformDistribution(1e-4, 2e-3),
-        "masking.mask_prob": optuna.distributions.UniformDistribution(0.1, 0.4),
+    assert sweeper.storage == "runs/pretrain/.optuna/electra_pretrain.journal"  # kept by default: resumable
+    space, fixed = search_space(sweeper.params, ["hparams_search=electra_optuna", "recipe=tiny"])
+    assert space == {  # only keys that leave val/loss comparable; the warmup up to the run's length
+        "optimizer.lr": FloatDistribution(1e-4, 2e-3, log=True),
+        "lr_schedule.warmup_steps": IntDistribution(1, 400, log=True),
     }
+    assert fixed == ["hparams_search=electra_optuna", "recipe=tiny"]
 
-    sampler = instantiate(sweeper.sampler)
-    assert isinstance(sampler, optuna.samplers.TPESampler)
-    first_trials = [optuna.create_study(sampler=instantiate(sweeper.sampler)).ask(space).params for _ in range(2)]
-    assert first_trials[0] == first_trials[1]  # seeded: a re-run asks for the same trials
-    instantiate(sweeper)  # the sweeper accepts every key
+    command_line = [  # the command line's sweeps join the space; a value there replaces a search
+        "optimizer.lr=0.001",
+        "optimizer.weight_decay=interval(0, 0.1)",
+        "+lr_schedule.warmup_steps=range(0, 100, 25)",
+        "optimizer.eps=choice(1e-6, 1e-8)",
+        "data.batch_size=8,16",
+    ]
+    space, fixed = search_space(sweeper.params, command_line)
+    assert space == {
+        "optimizer.weight_decay": FloatDistribution(0.0, 0.1),
+        "+lr_schedule.warmup_steps": IntDistribution(0, 75, step=25),
+        "optimizer.eps": CategoricalDistribution([1e-6, 1e-8]),
+        "data.batch_size": CategoricalDistribution([8, 16]),
+    }
+    assert fixed == ["optimizer.lr=0.001"]
+
+    import optuna
+
+    def first_values(trials_so_far):
+        study = optuna.create_study(sampler=build_sampler(sweeper.sampler, trials_so_far))
+        return [study.ask(space).params for _ in range(2)]
+
+    assert isinstance(build_sampler(sweeper.sampler, 0), TPESampler)
+    assert first_values(0) == first_values(0)  # seeded: the first command's trials are reproducible
+    assert first_values(2)[0] != first_values(0)[0]  # a resumed study does not ask for them again
+
+
+def test_interrupted_trials_run_again_with_their_values():
+    """A trial its command left RUNNING (killed) fails, and its values are the next trial's."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from electra_lit.runs.optuna_search import TrialStopped, TrialTask, requeue_interrupted
+
+    study = optuna.create_study()
+    space = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-3, log=True)}
+    study.tell(study.ask(space), 1.0)
+    killed = study.ask(space)
+    assert requeue_interrupted(study) == [killed.number]
+    assert study.trials[killed.number].state == TrialState.FAIL
+    again = study.ask(space)
+    assert again.params == killed.params and study.trials[again.number].user_attrs == {"retry_of": killed.number}
+    assert requeue_interrupted(study) == [again.number]  # a retry killed too is retried again
+
+    def stops(cfg):
+        sys.exit(2)  # what a one-line error (a diverged loss) does in electra-pretrain
+
+    with pytest.raises(TrialStopped):  # the trial fails; the search goes on
+        TrialTask(stops)(None)
 
 
 @pytest.mark.slow
-def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, cache_dir):
-    run_dirs = electra_pretrain_multirun(
-        tmp_path, "hparams_search=electra_optuna", "hydra.sweeper.n_trials=2", f"cache_dir={cache_dir}", *TINY_RUN
+def test_optuna_search_of_short_trials_completes_and_reports_the_best(tmp_path, cache_dir):
+    from optuna.trial import TrialState
+
+    result = electra_pretrain_search(
+        tmp_path, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", f"cache_dir={cache_dir}", *SHORT_TRIALS
     )
-    assert len(run_dirs) == 2 and all((d / "checkpoints" / "last.ckpt").is_file() for d in run_dirs)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 2 and all((d / "checkpoints" / "last.ckpt").is_file() for d in dirs)
     results = yaml.safe_load((tmp_path / "runs" / "pretrain" / "optimization_results.yaml").read_text())
-    assert results["best_value"] > 0 and set(results["best_params"]) == {"optimizer.lr", "masking.mask_prob"}
+    assert results["best_value"] > 0 and (results["n_complete"], results["n_failed"]) == (2, 0)
+    assert set(results["best_params"]) == {"optimizer.lr", "lr_schedule.warmup_steps"}
+    study = load_study(journal(tmp_path))  # kept in the sweep folder
+    assert len(trials_in(study, TrialState.COMPLETE)) == 2 and study.best_value == results["best_value"]
+
+
+@pytest.mark.slow
+def test_trials_without_a_value_fail_and_the_search_says_so(tmp_path, cache_dir):
+    from optuna.trial import TrialState
+
+    no_validation = [*SHORT_TRIALS, "trainer.limit_val_batches=0"]  # no val/loss: the trials return None
+    result = electra_pretrain_search(tmp_path, "hydra.sweeper.n_trials=2", f"cache_dir={cache_dir}", *no_validation)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Trial 1 failed" in result.stdout  # the second trial ran too
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("electra-pretrain: error: no trial of Optuna study 'electra_pretrain' completed (2 failed")
+    )
+    assert len(trials_in(load_study(journal(tmp_path)), TrialState.FAIL)) == 2
+
+
+@pytest.mark.slow
+def test_sqlite_storage_and_a_rerun_runs_only_the_missing_trials(tmp_path, cache_dir):
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    common = [f"hydra.sweeper.storage={storage}", f"cache_dir={cache_dir}", *SHORT_TRIALS]
+    for n_trials in (1, 2):
+        result = electra_pretrain_search(tmp_path, f"hydra.sweeper.n_trials={n_trials}", *common)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("Launching 1 jobs") == 1  # the second command ran one trial: 2 - 1
+    study = load_study(storage)
+    assert len(trials_in(study, TrialState.COMPLETE)) == 2 and len(run_dirs(tmp_path)) == 2
+
+
+@pytest.mark.slow
+def test_killed_search_resumes_without_losing_or_repeating_a_trial(tmp_path, cache_dir):
+    import signal
+    import time
+
+    from optuna.trial import TrialState
+
+    command = ["hydra.sweeper.n_trials=3", f"cache_dir={cache_dir}", *SHORT_TRIALS]
+    search = subprocess.Popen(
+        [sys.executable, "-m", "electra_lit.cli.pretrain", "-m", "hparams_search=electra_optuna", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+    try:  # kill it while a trial runs, after one has completed
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and search.poll() is None:
+            if journal(tmp_path).is_file():
+                study = load_study(journal(tmp_path))
+                if trials_in(study, TrialState.COMPLETE) and trials_in(study, TrialState.RUNNING):
+                    break
+            time.sleep(0.2)
+        assert search.poll() is None, "the search ended before it could be killed"
+        search.send_signal(signal.SIGKILL)
+    finally:
+        search.kill()
+        search.wait()
+
+    result = electra_pretrain_search(tmp_path, *command)  # the same command again
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = load_study(journal(tmp_path))
+    complete, (killed,) = trials_in(study, TrialState.COMPLETE), trials_in(study, TrialState.FAIL)
+    values = [tuple(sorted(t.params.items())) for t in complete]
+    assert len(complete) == 3 and len(set(values)) == 3  # three trials, none repeated
+    (retry,) = [t for t in complete if t.user_attrs.get("retry_of") == killed.number]
+    assert retry.params == killed.params  # the killed trial's values ran again...
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 3  # ...in its own run folder, which the retry resumed
+    assert all(torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2 for d in dirs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("masking.mask_prob=interval(0.1, 0.4)", "the search varies masking.mask_prob, which changes"),
+        ("objective=electra,mlm", "the search varies objective, which changes the loss itself"),
+        ('+hydra.sweeper.params.masking.mask_prob="interval(0.1, 0.4)"', "the search varies masking.mask_prob"),
+        ("hydra.sweeper.storage=sqlite:////nonexistent/optuna.db", "hydra.sweeper.storage=sqlite:////nonexistent"),
+        ('+hydra.sweeper.params.optimizer.weight_decay="interval(0"', "hydra.sweeper.params.optimizer.weight_decay="),
+    ],
+    ids=["mask-rate", "objective", "mask-rate-in-params", "storage", "unparsable-param"],
+)
+def test_search_refused_in_one_line_before_any_trial(tmp_path, cache_dir, override, named):
+    """val/loss cannot rank trials that mask differently or train another loss; a storage that
+    does not open and a param Hydra cannot parse stop the command before it trains anything."""
+    result = electra_pretrain_search(tmp_path, override, f"cache_dir={cache_dir}", *SHORT_TRIALS)
+    assert result.returncode == 2 and result.stdout == "", result.stdout[-3000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"electra-pretrain: error: {named}")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_slurm_launcher_config_reaches_sbatch(tmp_path, monkeypatch):
