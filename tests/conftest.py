@@ -40,6 +40,19 @@ STREAMED_AUSTEN = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def wandb_files_in_tmp(tmp_path_factory):
+    """W&B's files that belong to no run folder (a wandb.init without a folder) go to the session's
+    temporary folder, never into the repository; run folders are every test's tmp_path."""
+    previous = os.environ.get("WANDB_DIR")
+    os.environ["WANDB_DIR"] = str(tmp_path_factory.mktemp("wandb"))
+    yield
+    if previous is None:
+        os.environ.pop("WANDB_DIR", None)
+    else:
+        os.environ["WANDB_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     """One tokenizer cache for the whole session: the Austen vocab is trained once."""

@@ -42,6 +42,7 @@ def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
     first = electra_pretrain(run_dir, cache_dir, "trainer.max_steps=3")
 
     assert "Pretraining stopped at step 3 of 3." in first.stdout
+    assert "Pretraining stopped at step 3 of 3." in (run_dir / "train.log").read_text()  # the summary is logged too
     assert f"longer      the run is complete; trainer.max_steps=N run_dir={run_dir} trains on to step N" in first.stdout
     assert f"checkpoint  {run_dir / 'checkpoints' / 'last.ckpt'}" in first.stdout
     assert "disc_acc" in first.stdout and "all-original baseline" in first.stdout
@@ -97,6 +98,28 @@ def test_multirun_gives_each_job_its_own_run_dir(tmp_path, cache_dir):
         assert f"masking.mask_prob={mask_prob}" in run_dir.name
         assert checkpoint(run_dir)["global_step"] == 2
         assert yaml.safe_load((run_dir / "config.yaml").read_text())["masking"]["mask_prob"] == mask_prob
+
+
+@pytest.mark.slow
+def test_a_command_that_fails_before_training_takes_back_the_folder_hydra_made(tmp_path, cache_dir):
+    script = Path(sys.executable).parent / "electra-pretrain"
+
+    def fails(*overrides):
+        command = [str(script), f"cache_dir={cache_dir}", *FAST, "tokenizer=bert_uncased", *overrides]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stderr
+
+    assert "optimizer.lr=-1.0 must be positive" in fails("optimizer.lr=-1")  # refused before the run began
+    assert not (tmp_path / "runs").exists()  # nor runs/pretrain/optimizer.lr=-1, nor the parents made for it
+    assert "fewer than data.batch_size=100000" in fails("data.batch_size=100000", "run_dir=new")  # at data setup
+    assert not (tmp_path / "new").exists()  # its config.yaml, tokenizer/ and train.log went with it
+
+    kept = tmp_path / "kept"  # a folder that was there before is never removed
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    fails("optimizer.lr=-1", f"run_dir={kept}")
+    assert (kept / "notes.txt").read_text() == "mine"
 
 
 def test_a_multirun_with_one_run_dir_for_every_job_is_refused(tmp_path):

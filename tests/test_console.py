@@ -1,16 +1,21 @@
 """What a run shows: the config tree at the start, a step-based progress bar with throughput, the closing summary."""
 
 import csv
+import gzip
 import logging
 import re
 import shlex
+import time
 
+import lightning as L
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from rich.console import Console
 
 from conftest import FAST
+from electra_lit.data.pretraining.corpus import builtin_corpus_dir
 from electra_lit.lit.callbacks.throughput import TOKENS_PER_S
+from electra_lit.runs import pretrain
 from electra_lit.runs.console import config_tree
 from electra_lit.runs.pretrain import train
 from electra_lit.runs.summary import override
@@ -84,3 +89,67 @@ def test_the_summary_quotes_run_folders_named_after_overrides():
     for odd in ("runs/pretrain/data.corpus.paths=/data/o'neil,seed=1", "runs/$HOME,a=1"):
         (argument,) = shlex.split(override("run_dir", odd))
         assert OverridesParser.create().parse_overrides([argument])[0].value() == odd
+
+
+def test_the_config_tree_shows_each_setting_once(compose_pretrain, tmp_path):
+    console = Console(record=True, width=200)
+    console.print(config_tree(compose_pretrain(*FAST)))
+    text = console.export_text()
+    assert text.count("_target_: electra_lit.data.TextCorpus") == 1  # data.corpus, not the tokenizer's copy
+    assert "corpus: ${data.corpus}" in text  # the tokenizer's: a reference to it
+    assert text.count(str(tmp_path / "run")) == 1  # run_dir; the trainer, logger and checkpoints refer to it
+    assert "default_root_dir: ${run_dir}" in text and "seed: ${seed}" in text
+
+
+class BarWatcher(L.Callback):
+    """Notes when each epoch starts and the bar's tokens/s after each step (it runs after the bar)."""
+
+    def __init__(self):
+        self.epoch_starts, self.rates, self.bar = [], {}, None
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.epoch_starts.append(time.monotonic())  # rich's clock
+
+    def on_train_batch_end(self, trainer, *args):
+        self.bar = trainer.progress_bar_callback
+        self.rates[trainer.global_step] = self.bar._tokens_column.rate
+
+
+@pytest.mark.slow
+def test_the_bar_keeps_one_clock_over_epochs_shows_tokens_per_s_at_once_and_fits_120_columns(
+    compose_pretrain, tmp_path, capsys, monkeypatch
+):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with gzip.open(builtin_corpus_dir() / "persuasion.txt.gz", "rt") as novel:
+        text = novel.read()
+    for i in range(3):  # a few steps of 8 x 64 tokens per epoch
+        (corpus / f"{i}.txt").write_text(text[20_000 + 5000 * i : 25_000 + 5000 * i])
+    watcher = BarWatcher()
+    make_trainer = pretrain.make_trainer
+    monkeypatch.setattr(pretrain, "make_trainer", lambda cfg, run: make_trainer(cfg, run, callbacks=[watcher]))
+    monkeypatch.setenv("COLUMNS", "120")
+    pretrain.train(
+        compose_pretrain(
+            *FAST,
+            "data=text",
+            f"data.corpus.paths={corpus}",
+            "tokenizer=bert_uncased",
+            "trainer.max_steps=10",
+            "trainer.val_check_interval=5",
+            "trainer.limit_val_batches=1",
+            "trainer.log_every_n_steps=1",
+            "callbacks.throughput.window_size=20",  # Lightning's rate waits for 20 batch ends
+        )
+    )
+    assert len(watcher.epoch_starts) >= 3
+    assert watcher.bar.train_progress_bar.start_time <= watcher.epoch_starts[0]  # the run's clock, not the epoch's
+    assert watcher.rates[2] is not None and watcher.rates[2] > 0  # measurable from the second step
+    bar = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Training")][-1]
+    assert len(bar) <= 120 and "loss:" in bar and "val_loss:" in bar and "val_acc:" in bar, bar  # one line
+
+
+def test_the_bar_counts_hours_past_a_day_in_hours():
+    from electra_lit.lit.callbacks.progress import clock
+
+    assert (clock(93784), clock(5), clock(None)) == ("26:03:04", "0:00:05", "-:--:--")  # not "1 day, 2:03:04"

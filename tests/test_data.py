@@ -1,11 +1,14 @@
 """Corpus, tokenizers, packing and the DataModule."""
 
 import gzip
+import logging
 import random
+import re
 
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 from tokenizers import Tokenizer
 
 from electra_lit.data import (
@@ -17,8 +20,9 @@ from electra_lit.data import (
     save_tokenizer,
     train_wordpiece,
 )
-from electra_lit.data.pretraining.corpus import split_sentences
+from electra_lit.data.pretraining.corpus import builtin_corpus_dir, split_sentences
 from electra_lit.data.pretraining.masking import MaskingCollator
+from electra_lit.data.pretraining.prepare import prepare
 from electra_lit.errors import ConfigError
 
 
@@ -216,5 +220,95 @@ def test_same_seed_same_batches(austen_tokenizer):
 def test_tiny_corpus_is_refused(tmp_path, austen_tokenizer):
     (tmp_path / "one.txt").write_text("Just one document. Nothing else.\n")
     dm = make_datamodule(austen_tokenizer, corpus=TextCorpus(str(tmp_path / "one.txt")))
-    with pytest.raises(ConfigError, match="yields 1 document.*needs at least 2"):
+    with pytest.raises(ConfigError, match="1 training sequences, fewer than data.batch_size=8"):
         dm.setup("fit")
+
+
+# ---------------------------------------------------------------- small local corpora
+def few_books(folder, count=6, chars=6000):
+    """``count`` text files cut from one novel: a user's handful of books, small."""
+    with gzip.open(builtin_corpus_dir() / "emma.txt.gz", "rt") as novel:
+        text = novel.read()
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"book{i}.txt").write_text(text[50_000 + i * chars : 50_000 + (i + 1) * chars])
+    return folder
+
+
+def validation_line(caplog) -> str:
+    return next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Validation:"))
+
+
+def rows(sequences) -> set:
+    return {tuple(r[:n]) for r, n in zip(sequences.input_ids, sequences.lengths)}
+
+
+def test_a_few_books_hold_out_a_share_of_the_sequences_not_a_whole_book(tmp_path, bert_tokenizer, caplog):
+    dm = make_datamodule(bert_tokenizer, corpus=TextCorpus(str(few_books(tmp_path / "books")), document="file"))
+    with caplog.at_level(logging.INFO):
+        dm.setup("fit")
+    total = len(dm.train_set) + len(dm.val_set)
+    assert total > 100 and len(dm.val_set) == 8  # 2% of the sequences, at least a batch: not a sixth of them
+    assert not rows(dm.train_set.sequences) & rows(dm.val_set.sequences)
+    line = validation_line(caplog)
+    assert line.startswith(f"Validation: a random {800 / total:.1f}% of the sequences, from all 6 documents"), line
+    assert "% of the corpus; change it with data.val_fraction (a share) or data.val_documents" in line
+
+
+def test_whole_documents_held_out_are_named_with_their_share(tmp_path, bert_tokenizer, caplog):
+    books = few_books(tmp_path / "books")
+    dm = make_datamodule(bert_tokenizer, corpus=TextCorpus(str(books), document="file"), val_documents=1)
+    with caplog.at_level(logging.INFO):
+        dm.setup("fit")
+    line = validation_line(caplog)
+    assert re.match(
+        r'Validation: 1 of 6 documents held out whole \(".{10,40}"\): \d+ sequences, [\d,]+ tokens, 1\d\.\d% of', line
+    )
+
+
+def short_paragraphs(path):
+    path.write_text("\n\n".join(f"Paragraph {i} has a few words. It ends here." for i in range(400)))
+    return TextCorpus(str(path), document="paragraph")
+
+
+def test_short_documents_that_pad_most_of_the_batch_point_to_packing(tmp_path, bert_tokenizer, caplog):
+    corpus = short_paragraphs(tmp_path / "lines.txt")
+    with caplog.at_level(logging.WARNING):
+        make_datamodule(bert_tokenizer, corpus=corpus).setup("fit")
+    assert re.search(r"\b[5-9]\d% of the positions in the batches are padding: .* data.packing=packed", caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        make_datamodule(bert_tokenizer, corpus=corpus, packing="packed", val_documents=60).setup("fit")
+    assert "padding" not in caplog.text
+
+
+def compose_prepare(out, *overrides):
+    with initialize_config_module("electra_lit.conf", version_base="1.3"):
+        return compose(
+            "prepare_data",
+            overrides=["tokenizer=bert_uncased", "run_dir=unused", "num_proc=1", f"out_dir={out}", *overrides],
+        )
+
+
+def test_prepare_data_refuses_holding_out_every_document_before_writing_anything(tmp_path):
+    books = few_books(tmp_path / "books")
+    cfg = compose_prepare(tmp_path / "out", "data=text", f"data.corpus.paths={books}")
+    message = r"has 6 documents and data.val_documents=100 \(the default\) would hold out all of them for validation; set data.val_documents=1 "
+    with pytest.raises(ConfigError, match=message):
+        prepare(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_data_reports_the_held_out_share_and_points_to_packing(tmp_path, caplog, capsys):
+    corpus = short_paragraphs(tmp_path / "lines.txt")
+    cfg = compose_prepare(
+        tmp_path / "out",
+        "data=text",
+        f"data.corpus.paths={corpus.files[0]}",
+        "data.corpus.document=paragraph",
+        "data.val_documents=8",
+    )
+    with caplog.at_level(logging.WARNING):
+        prepare(cfg)
+    assert "validation: the first 8 documents, held out whole, 2.0% of the tokens" in capsys.readouterr().out
+    assert "of the positions in the batches are padding" in caplog.text and "data.packing=packed" in caplog.text

@@ -302,6 +302,7 @@ def test_bad_input_names_file_row_and_column(tmp_path, tiny_checkpoint):
 
     no_column = tmp_path / "no_column"
     write_tsv(no_column / "train.tsv", ["text", "label"], [("a house", 0)])
+    write_tsv(no_column / "dev.tsv", ["text", "label"], [("a house", 0)])
     with pytest.raises(ConfigError, match="no_column/train.tsv: no column 'sentence'; the columns are: text, label"):
         run(f"task.data_dir={no_column}")
 

@@ -80,7 +80,7 @@ def test_num_proc_2_is_deterministic(prepared):
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
-def test_a_failure_midway_leaves_no_meta_json(tmp_path, monkeypatch, num_proc):
+def test_a_failure_midway_takes_back_what_it_wrote(tmp_path, monkeypatch, num_proc):
     if num_proc > 1 and prepare_module.START_METHOD != "fork":
         pytest.skip("the failing packer reaches the workers by fork only")
     calls = []  # each worker counts its own chunks
@@ -94,6 +94,19 @@ def test_a_failure_midway_leaves_no_meta_json(tmp_path, monkeypatch, num_proc):
 
     monkeypatch.setattr(prepare_module, "CHUNK_CHARS", SMALL_CHUNK_CHARS)
     monkeypatch.setattr(prepare_module.ChunkPacker, "__call__", fail_on_the_third_chunk)
+    kept = tmp_path / "kept"  # a folder that was there before keeps what it held, and only that
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    for out in (tmp_path / "out", kept):
+        calls.clear()
+        with pytest.raises(RuntimeError, match="disk full"):
+            prepare(compose_prepare(out, f"num_proc={num_proc}", "rows_per_shard=50"))
+    assert not (tmp_path / "out").exists()  # made by the preparation, removed with its shards
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]
+
+    # killed before it could clean up (kill -9, a node lost): the shards without meta.json are no dataset
+    monkeypatch.setattr(prepare_module.ShardWriter, "remove", lambda self: None)
+    calls.clear()
     with pytest.raises(RuntimeError, match="disk full"):
         prepare(compose_prepare(tmp_path / "out", f"num_proc={num_proc}", "rows_per_shard=50"))
     assert list((tmp_path / "out").glob("*.npy")) and not (tmp_path / "out" / "meta.json").exists()

@@ -110,3 +110,26 @@ def test_group_name_and_tags_reach_wandb(compose_pretrain, tmp_path, monkeypatch
     run = instantiate(cfg.logger.wandb).experiment
     assert (run.group, list(run.tags), run.name, run.project) == ("ablation", ["small", "mlm"], "run", "electra_lit")
     assert compose_pretrain("logger=wandb").logger.wandb.group is None  # a single run has no group
+
+
+@pytest.mark.slow
+def test_a_child_process_sharing_the_wandb_service_writes_into_its_own_run_dir(tmp_path, monkeypatch):
+    """A process started by one that runs W&B (a -m sweep's subprocess, a test's) shares its W&B
+    service, which resolves a relative run folder against its own working directory: the
+    repository's runs/ used to collect the files of every test's sweep jobs."""
+    import os
+    import subprocess
+    import sys
+
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    child.mkdir()
+    monkeypatch.chdir(tmp_path)
+    wandb.init(mode="offline", dir=str(parent), project="electra_lit").finish()  # this process's service...
+    assert os.environ.get("WANDB_SERVICE")  # ...which the child inherits
+    code = (
+        "import wandb; from electra_lit.lit.loggers.wandb import wandb_logger; "
+        "wandb_logger(run_dir='runs/pretrain/job', project='electra_lit').experiment.log({'x': 1}); wandb.finish()"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=child, check=True, timeout=120, capture_output=True)
+    assert list((child / "runs/pretrain/job/wandb").glob("offline-run-*/run-*.wandb"))  # the service's file, here
+    assert not (tmp_path / "runs").exists() and not (parent / "runs").exists()

@@ -6,7 +6,6 @@ that does not compose (a key the schema lacks, a value of the wrong type) is one
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +19,8 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from electra_lit.errors import ConfigError, one_line_errors
+from electra_lit.errors import ConfigError, one_line, one_line_errors
+from electra_lit.runs.cleanup import removed_if_failed
 from electra_lit.runs.naming import keys_not_in_run_names
 from electra_lit.runs.run_dir import RunDir
 
@@ -121,22 +121,7 @@ def check_multirun_run_dir(argv: Sequence[str]) -> None:
             )
 
 
-# Lines of Hydra's and OmegaConf's messages that repeat what the first line says.
-_DETAIL = re.compile(r"^(full_key:|reference_type=|object_type=|Set the environment variable HYDRA_FULL_ERROR)")
 _RAISE = "HYDRA_FULL_ERROR"  # set: Hydra raises its errors instead of printing them
-
-
-def one_line(err: BaseException | None) -> str:
-    """An error and its causes as one line, without OmegaConf's key/type detail lines."""
-    parts: list[str] = []
-    while err is not None:
-        text = " ".join(
-            line.strip() for line in str(err).splitlines() if line.strip() and not _DETAIL.match(line.strip())
-        )
-        if text and text not in parts:
-            parts.append(text)
-        err = err.__cause__
-    return ": ".join(parts)
 
 
 @contextmanager
@@ -178,14 +163,15 @@ def hydra_entry(
     line and calls ``run(cfg)``; its return value is what a Hydra sweeper optimises. Before that,
     the group options and ``command_line_checks`` look at the command line. A :class:`ConfigError`
     raised anywhere inside, and a command line the schema refuses, print as one line and exit
-    with code 2."""
+    with code 2; a failed command removes the run folder Hydra made for it, if nothing of a run
+    is in it yet (electra_lit.runs.cleanup)."""
 
     composed: Callable[[], None] = lambda: None  # noqa: E731  set while Hydra composes
 
     @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_PACKAGE}", config_name=config_name)
     def hydra_main(cfg: DictConfig) -> Any:
         composed()
-        with one_line_errors(program):
+        with removed_if_failed(), one_line_errors(program):
             return run(cfg)
 
     def main() -> None:

@@ -20,6 +20,7 @@ from electra_lit.data.pretraining.shards import shard_folders
 from electra_lit.data.tokenizer import save_tokenizer
 from electra_lit.lit.modules.pretrain import ElectraPretrainModule
 from electra_lit.runs.batch import configured_world_size, plan_from_config
+from electra_lit.runs.console import print_and_log
 from electra_lit.runs.resume import check_ckpt_path, check_fits, resume_checkpoint
 from electra_lit.runs.run_dir import RunDir
 from electra_lit.runs.setup import begin_run, make_trainer
@@ -150,7 +151,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # max_steps already: NEW still gets its starting point, so a longer re-run continues from it
         trainer.save_checkpoint(run.last_checkpoint)
     if trainer.is_global_zero:
-        print("\n".join(summary_lines(trainer, run.root)), flush=True)
+        print_and_log("\n".join(summary_lines(trainer, run.root)))  # on the console and in train.log
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 

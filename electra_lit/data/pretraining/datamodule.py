@@ -1,7 +1,8 @@
 """LightningDataModule: corpus -> tokens -> packed sequences -> masked batches, three ways.
 
-- in memory (default): the corpus is read, tokenized and packed at setup; documents are split
-  into train and validation first, so no sequence leaks between them;
+- in memory (default): the corpus is read, tokenized and packed at setup; whole documents are
+  held out for validation, or in a corpus of few documents a share of the sequences
+  (:mod:`~electra_lit.data.pretraining.holdout`); no held-out token is trained on;
 - streaming (``streaming=true``): tokenized and packed on the fly, disjoint per rank and worker
   (:class:`StreamingSequences`); the first ``val_documents`` documents are held out;
 - pre-tokenized (``shards=DIR``, from ``electra-prepare-data``): memory-mapped rows.
@@ -29,12 +30,14 @@ from torch.utils.data import Dataset, IterableDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from electra_lit.data.pretraining.corpus import Corpus
+from electra_lit.data.pretraining.holdout import Split, document_split, holds_out_whole_documents, sequence_split
 from electra_lit.data.pretraining.masking import MaskingCollator, MaskingConfig
 from electra_lit.data.pretraining.packing import (
     PackedSequences,
     SequenceBuilder,
     check_packing,
     pack_documents,
+    padding_warning,
     truncation_warning,
 )
 from electra_lit.data.pretraining.shards import ShardedSequences, read_meta, tokenizer_digest
@@ -65,7 +68,9 @@ class DataConfig:
     packing: str = "document"
     single_segment_prob: float = 0.1  # sequences with segment A only
     short_seq_prob: float = 0.05  # sequences with a random shorter target length
-    val_fraction: float = 0.02  # in memory: share of documents held out for validation
+    # in memory: share of documents held out for validation; a corpus of fewer than 1/val_fraction
+    # documents holds out this share of its sequences instead (at least one batch), not a whole document
+    val_fraction: float = 0.02
     # held-out documents, a count instead of val_fraction (streamed and prepared: the first N; null = 100)
     val_documents: int | None = None
     streaming: bool = False  # tokenize and pack on the fly, disjoint per rank and worker (large corpora)
@@ -142,8 +147,11 @@ class PretrainDataModule(L.LightningDataModule):
         batch_size: sequences per batch (per device); ``electra-pretrain`` sets it from the global batch
             (electra_lit.runs.batch) before fit, which is when it is first read.
         num_workers: loader worker processes (0 loads in the training process).
-        val_fraction: in memory, share of documents held out for validation (at least one).
-        val_documents: documents held out when streaming (the first ones; default 100).
+        val_fraction: in memory, share of documents held out for validation (at least one); in a
+            corpus of fewer than ``1 / val_fraction`` documents, share of the sequences instead
+            (at least one batch; electra_lit.data.pretraining.holdout).
+        val_documents: whole documents held out, a number instead of ``val_fraction`` (streaming:
+            the first ones; default 100).
         packing: ``document`` (ELECTRA's builder) or ``packed`` (whole documents concatenated).
         single_segment_prob / short_seq_prob: the sequence builder's rates.
         streaming: tokenize and pack on the fly instead of at setup.
@@ -224,17 +232,11 @@ class PretrainDataModule(L.LightningDataModule):
 
     def _setup_in_memory(self) -> None:
         documents = list(self.corpus.documents())
-        if len(documents) < 2:
-            raise ConfigError(
-                f"{self.corpus.description} yields {len(documents)} document(s); "
-                "pretraining needs at least 2 (one is held out for validation)"
-            )
-        order = list(range(len(documents)))
-        random.Random(self.seed).shuffle(order)
-        num_val = self.val_documents or max(1, round(self.val_fraction * len(documents)))
+        if not documents:
+            raise ConfigError(f"{self.corpus.description} yields no document; pretraining needs text")
         tokenized = tokenize_documents(self.tokenizer, documents)
-        train = self._pack([tokenized[i] for i in sorted(order[num_val:])], self.seed)
-        val = self._pack([tokenized[i] for i in sorted(order[:num_val])], self.seed + 1)
+        split = self._split_in_memory(documents, tokenized)
+        train, val = split.train, split.val
         if warning := truncation_warning(train.truncated + val.truncated):
             log.warning(warning)  # before the error below, which a 5 MB line without sentence ends explains
         if len(train) < self.batch_size:
@@ -253,6 +255,26 @@ class PretrainDataModule(L.LightningDataModule):
             len(documents),
             100 * train.padding_fraction(),
         )
+        log.info(split.line())
+        self._warn_on_padding(train.padding_fraction())
+
+    def _split_in_memory(self, documents: list[list[str]], tokenized: list[list[list[int]]]) -> Split:
+        """Whole documents held out, or in a corpus of few documents a share of the sequences
+        (electra_lit.data.pretraining.holdout)."""
+        if not holds_out_whole_documents(len(documents), self.val_fraction, self.val_documents):
+            packed = self._pack(tokenized, self.seed)
+            return sequence_split(packed, self.val_fraction, self.batch_size, self.seed, len(documents))
+        num_val = self.val_documents or max(1, round(self.val_fraction * len(documents)))
+        train, val, held_out = document_split(documents, num_val, self.seed)
+        return Split(
+            self._pack([tokenized[i] for i in train], self.seed),
+            self._pack([tokenized[i] for i in val], self.seed + 1),
+            held_out,
+        )
+
+    def _warn_on_padding(self, padding_fraction: float) -> None:
+        if warning := padding_warning(padding_fraction, self.builder_args["mode"], self.max_seq_length):
+            log.warning(warning)
 
     def _setup_streaming(self) -> None:
         self.corpus.check()
@@ -278,11 +300,14 @@ class PretrainDataModule(L.LightningDataModule):
             shuffle_buffer=self.shuffle_buffer,
         )
         log.info(
-            "Data: streaming %s; %d validation sequences from the first %d documents",
+            "Data: streaming %s; %d validation sequences (%s tokens) from the first %d documents, held out "
+            "(data.val_documents changes how many)",
             self.corpus.description,
             len(self.val_set),
+            f"{val.tokens():,}",
             len(held_out),
         )
+        self._warn_on_padding(val.padding_fraction())  # the held-out documents are packed as training's are
 
     def _setup_shards(self) -> None:
         meta = read_meta(self.shards)
@@ -305,6 +330,8 @@ class PretrainDataModule(L.LightningDataModule):
             self.max_seq_length,
             self.shards,
         )
+        train = meta["splits"]["train"]
+        self._warn_on_padding(1 - train["tokens"] / max(1, train["rows"] * self.max_seq_length))
 
     # ------------------------------------------------------------ loaders
     def _loader(self, dataset: Dataset, shuffle: bool) -> PerRankLoader:

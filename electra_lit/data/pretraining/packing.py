@@ -88,6 +88,17 @@ class PackedSequences:
     def row(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         return self.input_ids[index], self.token_type_ids[index], int(self.lengths[index])
 
+    def tokens(self) -> int:
+        """Real tokens, [CLS] and [SEP] included; padding left out."""
+        return int(self.lengths.sum())
+
+    def select(self, indices: Sequence[int]) -> PackedSequences:
+        """The rows at ``indices``, in that order (what was cut stays with the whole)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return PackedSequences(
+            self.input_ids[indices], self.token_type_ids[indices], self.lengths[indices], self.truncated
+        )
+
 
 class SequenceBuilder:
     """Turns tokenized documents (lists of sentences of ids) into sequences ``(ids, segment_a_end)``."""
@@ -235,6 +246,24 @@ def truncation_warning(counts: Truncated | SequenceBuilder | PackedSequences) ->
         "(. ! ? before a capital letter): split it into sentences or blank-line separated paragraphs, "
         "or raise data.max_seq_length"
     )
+
+
+PADDING_WARNING_SHARE = 0.25  # more padding than this is a corpus of short documents, worth a hint
+
+
+def padding_warning(padding_fraction: float, packing: str, max_seq_length: int) -> str | None:
+    """One line when more than a quarter of the positions in the batches are padding: the
+    measured share and the setting that packs denser; None otherwise."""
+    if padding_fraction <= PADDING_WARNING_SHARE:
+        return None
+    share = f"{100 * padding_fraction:.0f}% of the positions in the batches are padding"
+    if packing == "document":
+        return (
+            f"{share}: with data.packing=document each short document (a paragraph, a line) fills a "
+            f"sequence of data.max_seq_length={max_seq_length} on its own; data.packing=packed puts "
+            "whole documents together in one sequence"
+        )
+    return f"{share}: the documents are short next to data.max_seq_length={max_seq_length}; lower it"
 
 
 def to_arrays(

@@ -32,6 +32,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
@@ -39,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -53,6 +55,7 @@ from electra_lit.data.pretraining.packing import (
     PackedSequences,
     SequenceBuilder,
     Truncated,
+    padding_warning,
     to_arrays,
     truncation_warning,
 )
@@ -206,6 +209,48 @@ def chunks(
 
 
 # ------------------------------------------------------------------ the command
+def with_validation_checked(texts: Iterator[str], held_out: int, data: DictConfig, description: str) -> Iterator[str]:
+    """``texts`` unchanged, once the corpus is known to have documents left for training after the
+    first ``held_out``: else one line naming ``data.val_documents`` and a value that works, before
+    any shard is written."""
+    head = list(islice(texts, held_out + 1))
+    if len(head) > held_out:
+        return chain(head, texts)
+    given = f"data.val_documents={held_out}" + ("" if data.val_documents else " (the default)")
+    if len(head) < 2:
+        raise ConfigError(
+            f"{description} has {len(head)} document(s) and electra-prepare-data holds out whole documents for "
+            "validation (the first data.val_documents); give it more documents, e.g. data.corpus.document=paragraph "
+            "for text files"
+        )
+    works = max(1, round(data.val_fraction * len(head)))
+    raise ConfigError(
+        f"{description} has {len(head)} documents and {given} would hold out all of them for validation; "
+        f"set data.val_documents={works} (the first {works} of {len(head)} documents)"
+    )
+
+
+@contextmanager
+def removed_on_failure(out: Path, writers: dict[str, ShardWriter]) -> Iterator[None]:
+    """A preparation that fails or is interrupted takes back what it wrote (shards, tokenizer/,
+    and ``out`` itself if it made it): no folder of partial shards is left behind to be mistaken
+    for data or resumed into."""
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer_there = (out / "tokenizer").exists()
+    try:
+        yield
+    except BaseException:
+        for writer in writers.values():
+            writer.remove()
+        (out / "meta.json.tmp").unlink(missing_ok=True)
+        if not tokenizer_there:
+            shutil.rmtree(out / "tokenizer", ignore_errors=True)
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
 def prepare(cfg: DictConfig) -> dict:
     """What ``electra-prepare-data`` does; returns the meta.json it wrote."""
     settings = validate_config(cfg)
@@ -213,7 +258,6 @@ def prepare(cfg: DictConfig) -> dict:
     if data.corpus is None:
         raise ConfigError("electra-prepare-data needs a corpus: data=austen, text, table or hub")
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if (out / "meta.json").exists():
         raise ConfigError(f"out_dir={out} already holds shards (meta.json); choose another folder or remove it")
     tokenizer = instantiate(cfg.tokenizer)
@@ -238,44 +282,47 @@ def prepare(cfg: DictConfig) -> dict:
     documents = dict.fromkeys(writers, 0)
     truncated = Truncated(data.max_seq_length)
     # the workers start before the corpus is opened (see the module docstring)
-    with packing_processes(ChunkPacker(tokenizer, builder_args, special.pad), num_proc) as pack:
+    with (
+        removed_on_failure(out, writers),
+        packing_processes(ChunkPacker(tokenizer, builder_args, special.pad), num_proc) as pack,
+    ):
         corpus = instantiate(data.corpus)
         corpus.check()  # imports datasets (a second or two): start-up, left out of the rate
         start, texts = time.perf_counter(), Counted(document_texts(corpus))
+        checked = with_validation_checked(texts, held_out, data, corpus.description)
         with tqdm(desc=f"Preparing {corpus.description}{part}", unit=" documents", file=sys.stderr) as progress:
-            for packed in pack(chunks(texts, held_out, cfg.seed, shard_index, num_shards)):
+            for packed in pack(chunks(checked, held_out, cfg.seed, shard_index, num_shards)):
                 writers[packed.split].add_arrays(packed.arrays)
                 truncated += packed.arrays.truncated
                 documents[packed.split] += packed.documents
                 progress.update(packed.documents)
-    splits = {split: {**writer.close(), "documents": documents[split]} for split, writer in writers.items()}
-    seconds = time.perf_counter() - start
-    if warning := truncation_warning(truncated):
-        log.warning(warning)
-    if splits["train"]["rows"] == 0:
-        raise ConfigError(
-            f"{corpus.description}{part}: no training sequences ({texts.count} documents, "
-            f"{held_out} held out for validation); is the corpus large enough, or does it tokenize to nothing?"
-        )
-
-    save_tokenizer(tokenizer, out / "tokenizer")
-    meta = {
-        "format": FORMAT,
-        "max_seq_length": data.max_seq_length,
-        "vocab_size": tokenizer.get_vocab_size(),
-        "tokenizer": tokenizer_digest(tokenizer),
-        "packing": data.packing,
-        "source": corpus.description,
-        "documents": sum(documents.values()),  # this folder's
-        "corpus_documents": texts.count,
-        "num_shards": num_shards,
-        "shard_index": shard_index,
-        "num_proc": num_proc,
-        "splits": splits,
-    }
-    tmp = out / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, out / "meta.json")
+        splits = {split: {**writer.close(), "documents": documents[split]} for split, writer in writers.items()}
+        seconds = time.perf_counter() - start
+        if warning := truncation_warning(truncated):
+            log.warning(warning)
+        if splits["train"]["rows"] == 0:
+            raise ConfigError(
+                f"{corpus.description}{part}: no training sequences ({texts.count} documents, "
+                f"{held_out} held out for validation); is the corpus large enough, or does it tokenize to nothing?"
+            )
+        save_tokenizer(tokenizer, out / "tokenizer")
+        meta = {
+            "format": FORMAT,
+            "max_seq_length": data.max_seq_length,
+            "vocab_size": tokenizer.get_vocab_size(),
+            "tokenizer": tokenizer_digest(tokenizer),
+            "packing": data.packing,
+            "source": corpus.description,
+            "documents": sum(documents.values()),  # this folder's
+            "corpus_documents": texts.count,
+            "num_shards": num_shards,
+            "shard_index": shard_index,
+            "num_proc": num_proc,
+            "splits": splits,
+        }
+        tmp = out / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, out / "meta.json")
     report(meta, out, seconds)
     return meta
 
@@ -289,6 +336,15 @@ def report(meta: dict, out: Path, seconds: float) -> None:
             f"{100 * info['padding_fraction']:.1f}% padding"
         )
     tokens = sum(info["tokens"] for info in meta["splits"].values())
+    validation = meta["splits"]["validation"]
+    if validation["documents"]:  # machine 0's part only
+        share = f", {100 * validation['tokens'] / max(1, tokens):.1f}% of the tokens" if meta["num_shards"] == 1 else ""
+        print(
+            f"validation: the first {validation['documents']} documents, held out whole{share}; "
+            "data.val_documents changes how many"
+        )
+    if warning := padding_warning(meta["splits"]["train"]["padding_fraction"], meta["packing"], meta["max_seq_length"]):
+        log.warning(warning)
     print(
         f"{tokens} tokens from {meta['documents']} documents tokenized and packed in {seconds:.1f} s "
         f"with num_proc={meta['num_proc']}: {tokens / max(seconds, 1e-9):,.0f} tokens/s"

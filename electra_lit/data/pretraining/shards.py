@@ -51,6 +51,7 @@ class ShardWriter:
         self.pending_rows = 0
         self.shards: list[dict] = []
         self.tokens = 0
+        self.written: list[Path] = []  # every file this writer began, for remove()
 
     def add(self, rows: Iterable[tuple[list[int], int]]) -> None:
         rows = list(rows)
@@ -70,11 +71,19 @@ class ShardWriter:
         columns = [np.concatenate([getattr(p, c) for p in self.pending]) for c in COLUMNS]
         stem = f"{self.split}-{len(self.shards):05d}"
         for column, values in zip(COLUMNS, columns, strict=True):
-            np.save(self.directory / f"{stem}.{column}.npy", values[:rows])
+            path = self.directory / f"{stem}.{column}.npy"
+            self.written.append(path)
+            np.save(path, values[:rows])
         self.shards.append({"stem": stem, "rows": rows})
         self.tokens += int(columns[-1][:rows].sum())
         rest = PackedSequences(*(values[rows:] for values in columns))
         self.pending, self.pending_rows = ([rest] if len(rest) else []), len(rest)
+
+    def remove(self) -> None:
+        """Delete the files written so far: what a failed preparation leaves is no data to read."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.written, self.shards, self.pending, self.pending_rows = [], [], [], 0
 
     def close(self) -> dict:
         if self.pending_rows:

@@ -14,7 +14,8 @@ Lightning counts; this subclass only says what to count and what not to log:
   H100, H200, A100, L4 in bf16, TF32 and fp32) or from ``peak_tflops``, not from Lightning's
   (which has no plain "NVIDIA H200"); MFU is logged as ``perf/mfu``.
 - the latest tokens/s stays on the callback (``tokens_per_s``) for the progress bar, which shows
-  it at every step, also when no logger is configured.
+  it at every step, also when no logger is configured; until ``window_size`` batches have run it
+  is the rate over the batches so far (from the second on), not Lightning's nothing.
 
 Logged every ``trainer.log_every_n_steps`` steps once ``window_size`` batches have run (rates are
 rolling averages over the last ``window_size`` batch ends), under Lightning's names:
@@ -90,7 +91,18 @@ class TokenThroughputMonitor(ThroughputMonitor):
         if trainer.is_global_zero:  # Lightning counts on rank zero only
             rates = self._throughputs[RunningStage.TRAINING].compute()
             # the total exists with several processes only; with one, the device's rate is the total
-            self.tokens_per_s = rates.get("items_per_sec", rates.get("device/items_per_sec", self.tokens_per_s))
+            rate = rates.get("items_per_sec", rates.get("device/items_per_sec"))
+            self.tokens_per_s = rate if rate is not None else self._rate_so_far(self.tokens_per_s)
+
+    def _rate_so_far(self, default: float | None) -> float | None:
+        """Tokens/s over all processes from the batch ends counted so far, while the window is not
+        yet full (Lightning's rates wait for ``window_size`` of them): the bar shows a rate from the
+        second step on."""
+        counts = self._throughputs[RunningStage.TRAINING]
+        times, tokens = list(counts._time), list(counts._lengths)
+        if len(times) < 2 or len(tokens) != len(times) or times[-1] <= times[0]:
+            return default
+        return (tokens[-1] - tokens[0]) / (times[-1] - times[0]) * counts.world_size
 
     def _compute(self, trainer: L.Trainer, iter_num: int | None = None) -> None:
         # training only: see the module docstring

@@ -103,7 +103,9 @@ def wandb_logger(
         # Hydra's basic launcher runs the jobs of a sweep one after another in one process, and
         # WandbLogger would log into a run an earlier job left open instead of starting its own.
         wandb.finish()
-    run_dir = Path(run_dir)
+    # absolute: W&B's files are written by its service process, which a process started by another
+    # one shares (WANDB_SERVICE) and which resolves a relative folder against its own working directory
+    run_dir = Path(run_dir).absolute()
     run_dir.mkdir(parents=True, exist_ok=True)
     return WandbLogger(
         save_dir=str(run_dir),
