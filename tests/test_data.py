@@ -4,6 +4,7 @@ import gzip
 import logging
 import random
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -312,3 +313,34 @@ def test_prepare_data_reports_the_held_out_share_and_points_to_packing(tmp_path,
         prepare(cfg)
     assert "validation: the first 8 documents, held out whole, 2.0% of the tokens" in capsys.readouterr().out
     assert "of the positions in the batches are padding" in caplog.text and "data.packing=packed" in caplog.text
+
+
+def test_held_out_documents_that_do_not_fill_a_batch_are_one_smaller_batch(tmp_path, bert_tokenizer):
+    corpus = short_paragraphs(tmp_path / "lines.txt")  # 400 one-line documents, 2% held out: 8 sequences
+    dm = make_datamodule(bert_tokenizer, corpus=corpus, batch_size=16)
+    dm.setup("fit")
+    assert 0 < len(dm.val_set) < 16
+    batches = list(dm.val_dataloader())
+    assert len(batches) == 1 and batches[0]["input_ids"].shape[0] == len(dm.val_set)
+
+
+class _WorkerView(torch.utils.data.Dataset):
+    """What a loader worker sees: its tokenizer parallelism, torch threads and SIGTERM handler."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        import os
+
+        return os.environ.get("TOKENIZERS_PARALLELISM"), torch.get_num_threads(), signal.getsignal(signal.SIGTERM)
+
+
+def test_loader_workers_tokenize_on_one_thread_and_leave_stop_signals_to_the_run():
+    from electra_lit.data.workers import worker_init
+
+    loader = torch.utils.data.DataLoader(
+        _WorkerView(), batch_size=None, num_workers=1, worker_init_fn=worker_init(0), multiprocessing_context="fork"
+    )
+    for parallelism, threads, sigterm in loader:
+        assert (parallelism, threads, sigterm) == ("false", 1, signal.SIG_IGN)

@@ -219,11 +219,8 @@ class PretrainDataModule(L.LightningDataModule):
             self._setup_streaming()
         else:
             self._setup_in_memory()
-        if len(self.val_set) < self.batch_size:
-            raise ConfigError(
-                f"the validation split has {len(self.val_set)} sequences, fewer than data.batch_size="
-                f"{self.batch_size}; lower data.batch_size or hold out more (data.val_fraction, data.val_documents)"
-            )
+        if len(self.val_set) == 0:
+            raise ConfigError("the validation split is empty; hold out more (data.val_fraction, data.val_documents)")
 
     def _pack(self, documents: list[list[list[int]]], seed: int) -> PackedSequences:
         return pack_documents(
@@ -334,11 +331,11 @@ class PretrainDataModule(L.LightningDataModule):
         self._warn_on_padding(1 - train["tokens"] / max(1, train["rows"] * self.max_seq_length))
 
     # ------------------------------------------------------------ loaders
-    def _loader(self, dataset: Dataset, shuffle: bool) -> PerRankLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, batch_size: int | None = None) -> PerRankLoader:
         shuffle = shuffle and not isinstance(dataset, IterableDataset)
         return PerRankLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             shuffle=shuffle,
             drop_last=True,  # every batch has the same shape
             num_workers=self.num_workers,
@@ -356,4 +353,7 @@ class PretrainDataModule(L.LightningDataModule):
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> PerRankLoader:
-        return self._loader(self.val_set, shuffle=False)
+        # a small corpus's few held-out documents may not fill a batch on each rank: then they are
+        # one smaller batch per rank
+        per_rank = len(self.val_set) // (self.trainer.world_size if self.trainer else 1)
+        return self._loader(self.val_set, shuffle=False, batch_size=max(1, min(self.batch_size, per_rank)))
