@@ -1,6 +1,7 @@
 """The console script as a user runs it: files in run_dir, summary, and resume on re-run."""
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,13 @@ def test_printing_logging_and_the_step_count_do_not_name_the_run_folder(tmp_path
     assert len(folders) == 1  # the second command trained the first's run on to step 4
     assert checkpoint(folders[0])["global_step"] == 4
     assert "max_steps" not in folders[0].name and "print_config" not in folders[0].name
+
+
+@pytest.mark.parametrize(
+    "user, expected", [({}, "1000"), ({"GOMP_SPINCOUNT": "5"}, "5"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None)]
+)
+def test_commands_let_idle_openmp_threads_sleep_soon_before_torch_loads(user, expected):
+    code = "import os, sys, electra_lit.cli; print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")} | user
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == [str(expected), "False"]
