@@ -49,14 +49,9 @@ def moved(arg: str, world: str) -> str:
 
 def compose_only(args: list[str]) -> list[str]:
     """``--cfg job`` for the first job of the command (Hydra composes a multirun's jobs one by one)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from electra_lit.runs.preflight import expand_sweeps
 
-    overrides = [a for a in args if not a.startswith("-")]
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    discrete = [o for o in parsed if not o.is_sweep_override() or o.is_discrete_sweep()]
-    (jobs,) = BasicSweeper.split_arguments(discrete, max_batch_size=None)
-    return [*jobs[0], "--cfg", "job"]
+    return [*expand_sweeps([a for a in args if not a.startswith("-")])[0], "--cfg", "job"]
 
 
 def fewer_jobs(args: list[str]) -> list[str]:

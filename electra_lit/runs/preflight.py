@@ -48,17 +48,21 @@ def check_launcher(config: DictConfig) -> None:
         )
 
 
-def job_overrides(config: DictConfig) -> list[list[str]]:
-    """The override list of every job the sweep's command line expands to (Hydra's basic sweeper
-    rule: the product of its ``a,b`` sweeps). A sweep a sampler decides (``interval``, ``tag``)
-    cannot be listed: then its fixed overrides, as one job."""
+def expand_sweeps(overrides: list[str]) -> list[list[str]]:
+    """The override list of every job ``overrides`` expand to (Hydra's basic sweeper rule: the
+    product of its ``a,b`` sweeps). A sweep a sampler decides (``interval``, ``tag``) cannot be
+    listed: then the jobs of the rest."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    if all(not o.is_sweep_override() or o.is_discrete_sweep() for o in overrides):
-        (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
-        return jobs
-    return [[o.input_line for o in overrides if not o.is_sweep_override()]]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    listable = [o for o in parsed if not o.is_sweep_override() or o.is_discrete_sweep()]
+    (jobs,) = BasicSweeper.split_arguments(listable, max_batch_size=None)
+    return jobs
+
+
+def job_overrides(config: DictConfig) -> list[list[str]]:
+    """The override list of every job of the sweep's command line (:func:`expand_sweeps`)."""
+    return expand_sweeps(list(config.hydra.overrides.task))
 
 
 @contextmanager
