@@ -46,7 +46,7 @@ def test_console_script_writes_the_run_and_resumes(tmp_path, cache_dir):
     assert "Pretraining stopped at step 3 of 3." in (run_dir / "train.log").read_text()  # the summary is logged too
     assert f"longer      the run is complete; trainer.max_steps=N run_dir={run_dir} trains on to step N" in first.stdout
     assert f"checkpoint  {run_dir / 'checkpoints' / 'last.ckpt'}" in first.stdout
-    assert "disc_acc" in first.stdout and "all-original baseline" in first.stdout
+    assert "disc_auc" in first.stdout and "disc_gain" in first.stdout and "(all-original " in first.stdout
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["run_dir"] == str(run_dir) and config["trainer"]["max_steps"] == 3
     assert (run_dir / "tokenizer" / "vocab.txt").is_file()

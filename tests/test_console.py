@@ -146,7 +146,9 @@ def test_the_bar_keeps_one_clock_over_epochs_shows_tokens_per_s_at_once_and_fits
     assert watcher.bar.train_progress_bar.start_time <= watcher.epoch_starts[0]  # the run's clock, not the epoch's
     assert watcher.rates[2] is not None and watcher.rates[2] > 0  # measurable from the second step
     bar = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Training")][-1]
-    assert len(bar) <= 120 and "loss:" in bar and "val_loss:" in bar and "val_acc:" in bar, bar  # one line
+    assert len(bar) <= 120 and "loss:" in bar and "auc:" in bar and "val_auc:" in bar and "val_gain:" in bar, (
+        bar
+    )  # one line
 
 
 def test_the_bar_counts_hours_past_a_day_in_hours():

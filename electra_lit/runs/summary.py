@@ -25,7 +25,7 @@ def override(key: str, value: object) -> str:
 
 
 def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
-    """Final losses and accuracies (train and val), the checkpoint and metrics paths."""
+    """Final losses, accuracies, the discriminator's AUC and gain (train and val), the checkpoint and metrics paths."""
     run = RunDir(run_dir)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     lines = ["", f"Pretraining stopped at step {trainer.global_step} of {trainer.max_steps}."]
@@ -38,9 +38,9 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
             continue
         parts = ", ".join(f"{name} {m[key]:.4f}" for key, name in _LOSSES if key in m)
         line = f"  {stage:<5} loss {m['loss']:.4f} ({parts})"
-        line += "".join(f"  {key} {m[key]:.3f}" for key in ("gen_acc", "mlm_acc", "disc_acc") if key in m)
-        if "replaced_frac" in m:
-            line += f" (all-original baseline {1 - m['replaced_frac']:.3f})"
+        line += "".join(f"  {key} {m[key]:.3f}" for key in ("gen_acc", "mlm_acc", "disc_auc", "disc_gain") if key in m)
+        if "disc_acc" in m and "replaced_frac" in m:
+            line += f"  disc_acc {m['disc_acc']:.3f} (all-original {1 - m['replaced_frac']:.3f})"
         lines.append(line)
     last = run.last_checkpoint
     lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")

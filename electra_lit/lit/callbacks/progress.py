@@ -76,11 +76,12 @@ class RunTimeColumn(ProgressColumn):
 
 
 # The bar's names for the metrics it shows: short, so that the line fits 120 columns (metrics.csv
-# keeps the full names; acc is the discriminator's accuracy, disc_acc there)
-SHORT_NAMES = {"train/loss": "loss", "train/disc_acc": "acc", "val/loss": "val_loss", "val/disc_acc": "val_acc"}
+# keeps the full names: auc is the discriminator's ROC AUC, disc_auc there, and gain its disc_gain)
+SHORT_NAMES = {"train/loss": "loss", "train/disc_auc": "auc", "val/disc_auc": "val_auc", "val/disc_gain": "val_gain"}
+PROGRESS_BAR_METRICS = tuple(SHORT_NAMES)  # what the module logs with prog_bar=True
 # the widest text of each column but the bar: time, tokens/s, metrics; the bar gets what is left
 TIME_WIDTH, RATE_WIDTH = len("99:59:59 • 99:59:59"), len("999.9k tok/s")
-METRICS_WIDTH = len("loss: 42.123 acc: 0.851 val_loss: 42.123 val_acc: 0.851")
+METRICS_WIDTH = len("loss: 42.123 auc: 0.851 val_auc: 0.851 val_gain: -0.123")
 MIN_BAR_WIDTH, MAX_BAR_WIDTH = 5, 40
 
 
