@@ -22,7 +22,9 @@ from electra_lit.data import (
     train_wordpiece,
 )
 from electra_lit.data.pretraining.corpus import builtin_corpus_dir, split_sentences
+from electra_lit.data.pretraining.datamodule import DataConfig
 from electra_lit.data.pretraining.masking import MaskingCollator
+from electra_lit.data.pretraining.packing import PackedSequences, SequenceBuilder, split_segments
 from electra_lit.data.pretraining.prepare import prepare
 from electra_lit.errors import ConfigError
 
@@ -171,6 +173,64 @@ def test_long_sentences_are_cut_at_max_length():
     packed = pack_documents([[list(range(1000, 1300))]], 32, CLS, SEP, PAD, random.Random(0))
     assert packed.lengths.tolist() == [32]
     assert packed.input_ids[0, 0] == CLS and packed.input_ids[0, 31] == SEP
+
+
+class Coins:
+    """Stands in for the builder's random.Random: answers ``random()`` with the given values, in turn."""
+
+    def __init__(self, *values):
+        self.values, self.draws = list(values), 0
+
+    def random(self):
+        self.draws += 1
+        return self.values.pop(0)
+
+
+def sentences(*lengths):
+    return [[100 * (i + 1)] * n for i, n in enumerate(lengths)]  # sentence i: n tokens of 100 (i + 1)
+
+
+def test_released_split_is_electras_rule_coin_flips_included():
+    s1, s2, s3, s4 = sentences(4, 4, 5, 1)  # A's budget: (23 - 3) // 2 = 10
+    # s1: A is empty; s2: 8 < 10; s3: 13 overshoots, B is empty and A under budget: a coin, tails (0.7)
+    # goes to B; s4: 9 < 10 joins A although B has begun
+    coins = Coins(0.7)
+    assert split_segments([s1, s2, s3, s4], 10, "released", coins) == ([s1, s2, s4], [s3])
+    assert coins.draws == 1
+    coins = Coins(0.3)  # heads: s3 joins A (13 tokens, over budget); s4 then neither fits nor may flip
+    assert split_segments([s1, s2, s3, s4], 10, "released", coins) == ([s1, s2, s3], [s4])
+    assert coins.draws == 1
+    # prefix: A the leading sentences within budget (10 <= 10 counts), no coins
+    assert split_segments([s1, s2, s3, s4], 10, "prefix", Coins()) == ([s1, s2], [s3, s4])
+    a, b = sentences(5, 5)
+    assert split_segments([a, b], 10, "prefix", Coins()) == ([a, b], [])
+    assert split_segments([a, b], 10, "released", Coins(0.9)) == ([a], [b])  # 10 < 10 is false: a coin, tails
+    big, small = sentences(30, 2)
+    assert split_segments([big, small], 10, "released", Coins()) == ([big], [small])  # A empty: the first always
+    assert split_segments([big, small], float("inf"), "released", Coins()) == ([big, small], [])  # single segment
+
+
+def test_segment_split_default_is_released_and_puts_more_tokens_in_a():
+    builder = SequenceBuilder(64, CLS, SEP)
+    assert builder.segment_split == "released" and DataConfig().segment_split == "released"
+    docs = synthetic_documents(n_docs=400, seed=2)
+
+    def share(rule):
+        return pack_documents(docs, 128, CLS, SEP, PAD, 0, segment_split=rule).segment_a_share()
+
+    released, prefix = share("released"), share("prefix")
+    assert 0.48 < released < 0.6 and prefix < released - 0.05, (released, prefix)
+    with pytest.raises(
+        ConfigError, match=r"^data.segment_split=halves is not a segment split; choose one of: released, prefix$"
+    ):
+        DataConfig(segment_split="halves")
+
+
+def test_segment_a_share_counts_pair_sequences_without_special_tokens():
+    ids = np.array([[CLS, 7, 7, 7, SEP, 8, SEP, PAD], [CLS, 7, 7, SEP, PAD, PAD, PAD, PAD]])  # a pair; A only
+    types = np.array([[0, 0, 0, 0, 0, 1, 1, 0], [0] * 8], dtype=np.int8)
+    packed = PackedSequences(ids, types, np.array([7, 4]))
+    assert packed.segment_a_share() == 3 / 4  # A 3 tokens, B 1; the single-segment sequence left out
 
 
 # ---------------------------------------------------------------- datamodule

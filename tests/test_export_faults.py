@@ -194,7 +194,16 @@ def test_a_run_dir_that_is_a_file_is_refused_in_one_line(tmp_path):
 
 # ------------------------------------------------------------------ packing: sentences no sequence holds
 def builder(mode="document", max_seq_length=128):
-    return SequenceBuilder(max_seq_length, cls_id=1, sep_id=2, mode=mode, single_segment_prob=0.0, short_seq_prob=0.0)
+    """No random draws: one segment split (prefix: no coin flips), no single segments, full targets."""
+    return SequenceBuilder(
+        max_seq_length,
+        cls_id=1,
+        sep_id=2,
+        mode=mode,
+        single_segment_prob=0.0,
+        short_seq_prob=0.0,
+        segment_split="prefix",
+    )
 
 
 @pytest.mark.parametrize("mode", ["document", "packed"])

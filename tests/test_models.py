@@ -62,6 +62,25 @@ def test_default_sharing_is_the_specs():
     assert not gen_ids & {id(p) for p in disc.encoder.layers.parameters()}
 
 
+def test_generator_embedding_grad_false_keeps_the_generators_loss_off_the_shared_embeddings():
+    torch.manual_seed(0)
+    gen, disc = build_models(small_config(), generator_fraction=0.5, generator_embedding_grad=False)
+    reference, _ = build_models(small_config(), generator_fraction=0.5)
+    reference.load_state_dict(gen.state_dict())
+    ids, types, mask, positions = random_batch()
+    # the same logits as the generator that trains its embeddings
+    torch.testing.assert_close(gen(ids, types, mask, positions), reference(ids, types, mask, positions))
+
+    gen(ids, types, mask, positions).logsumexp(-1).sum().backward()
+    shared = gen.encoder.embeddings
+    assert all(p.grad is None for p in shared.parameters())  # not the tables, not the LayerNorm
+    assert gen.encoder.layers[0].qkv.weight.grad is not None and gen.output_bias.grad is not None
+    disc(ids, types, mask).sum().backward()
+    assert all(p.grad is not None for p in shared.parameters())  # the discriminator still trains them
+    with pytest.raises(ValueError, match="generator_embedding_grad=false needs embedding_sharing=shared"):
+        build_models(small_config(), embedding_sharing="untied", generator_embedding_grad=False)
+
+
 def test_untied_sharing_shares_nothing():
     gen, disc = build_models(small_config(), generator_fraction=0.5, embedding_sharing="untied")
     assert not {id(p) for p in gen.parameters()} & {id(p) for p in disc.parameters()}

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from electra_lit.models import EncoderConfig, build_models
-from electra_lit.objectives import ReplacedTokenDetection, gumbel_sample
+from electra_lit.objectives import ReplacedTokenDetection, gumbel_sample, uniform_sample
 
 VOCAB = 50
 
@@ -114,3 +114,72 @@ def test_gumbel_sampling_runs_in_fp32_for_bf16_logits():
     assert gumbel_sample(logits).dtype == torch.int64
     with pytest.raises(ValueError, match="temperature=0"):
         ReplacedTokenDetection(temperature=0)
+
+
+# ------------------------------------------------------------------ released switches: disallow_correct, sampler
+def test_disallow_correct_never_samples_the_original_and_keeps_the_others_odds():
+    torch.manual_seed(0)
+    logits = torch.tensor([0.0, 1.0, 2.0, -1.0]).expand(100_000, 4)
+    disallow = torch.full((100_000,), 2)
+    counts = torch.bincount(gumbel_sample(logits, disallow=disallow), minlength=4).float() / 100_000
+    assert counts[2] == 0
+    others = torch.softmax(torch.tensor([0.0, 1.0, -1.0]), 0)  # the softmax over the allowed ids 0, 1, 3
+    torch.testing.assert_close(counts[[0, 1, 3]], others, atol=0.006, rtol=0)
+
+
+def test_disallow_correct_replaces_every_masked_token_even_a_certain_generator():
+    batch = hand_batch()
+    gen = FixedGenerator(peaked_logits(batch["masked_ids"]))  # the generator is sure of the original
+    disc = RecordingDiscriminator()
+    plain = ReplacedTokenDetection()(gen, disc, batch)
+    assert not plain.disc.replaced.any()
+    out = ReplacedTokenDetection(disallow_correct=True)(gen, disc, batch)
+    masked = torch.zeros(2, 6, dtype=torch.bool)
+    masked[0, 2] = masked[0, 4] = masked[1, 2] = True  # the three used slots; slot (1, 1) is unused
+    assert torch.equal(out.disc.replaced, masked)
+    assert (disc.seen[masked] != torch.tensor([12, 14, 22])).all()
+    assert torch.equal(disc.seen[~masked], hand_batch()["input_ids"][~masked])
+    # the generator's loss and accuracy are the generator's own, whatever was drawn
+    torch.testing.assert_close(out.losses["gen_loss"], plain.losses["gen_loss"])
+    assert torch.equal(out.gen.predicted, batch["masked_ids"])
+
+
+def test_uniform_sample_is_uniform_over_the_vocabulary_or_over_the_other_ids():
+    torch.manual_seed(0)
+    original = torch.full((200_000,), 7)
+    counts = torch.bincount(uniform_sample(original, 10), minlength=10).float() / 200_000
+    torch.testing.assert_close(counts, torch.full((10,), 0.1), atol=0.004, rtol=0)
+    counts = torch.bincount(uniform_sample(original, 10, disallow_correct=True), minlength=10).float() / 200_000
+    assert counts[7] == 0
+    torch.testing.assert_close(counts[torch.arange(10) != 7], torch.full((9,), 1 / 9), atol=0.004, rtol=0)
+
+
+def test_uniform_sampler_needs_no_generator_and_its_gen_loss_is_log_vocab():
+    objective = ReplacedTokenDetection(sampler="uniform", disallow_correct=True)
+    assert objective.uses_generator is False and ReplacedTokenDetection().uses_generator is True
+    gen, disc = build_models(
+        EncoderConfig(vocab_size=VOCAB, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32),
+        with_generator=objective.uses_generator,
+    )
+    assert gen is None
+    torch.manual_seed(0)
+    batch = hand_batch()
+    out = objective(gen, disc, batch)
+    torch.testing.assert_close(out.losses["gen_loss"], torch.tensor(math.log(VOCAB)))  # as released: a constant
+    torch.testing.assert_close(out.loss, out.losses["gen_loss"] + 50.0 * out.losses["disc_loss"])
+    assert out.gen is None  # no generator, no gen_acc
+    used = batch["masked_weights"] > 0
+    rows, slots = used.nonzero(as_tuple=True)
+    assert out.disc.replaced[rows, batch["masked_positions"][rows, slots]].all()  # disallow_correct
+    out.loss.backward()
+    assert disc.head_out.weight.grad is not None
+
+
+def test_replace_mlm_takes_the_sampler_keys_and_a_bad_sampler_is_refused():
+    from electra_lit.objectives import ReplaceMLM
+
+    assert ReplaceMLM(sampler="uniform").uses_generator is False
+    with pytest.raises(
+        ValueError, match=r"^objective.sampler=gumbel is not a sampler; choose one of: generator, uniform$"
+    ):
+        ReplacedTokenDetection(sampler="gumbel")

@@ -36,9 +36,15 @@ class MaskedLM(nn.Module):
     per-token copy gate (All-Tokens MLM): the probability that the input token is the answer.
     """
 
-    def __init__(self, config: EncoderConfig, embeddings: Embeddings | None = None, copy_head: bool = False):
+    def __init__(
+        self,
+        config: EncoderConfig,
+        embeddings: Embeddings | None = None,
+        copy_head: bool = False,
+        embedding_grad: bool = True,
+    ):
         super().__init__()
-        self.encoder = Encoder(config, embeddings)
+        self.encoder = Encoder(config, embeddings, embedding_grad)
         self.head_dense = nn.Linear(config.hidden_size, config.embedding_dim)
         self.head_norm = nn.LayerNorm(config.embedding_dim, eps=config.layer_norm_eps)
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
@@ -48,7 +54,8 @@ class MaskedLM(nn.Module):
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for hidden states (..., hidden)."""
         hidden = self.head_norm(F.gelu(self.head_dense(hidden)))
-        return F.linear(hidden, self.encoder.embeddings.word.weight, self.output_bias)
+        table = self.encoder.embeddings.word.weight  # (vocab, embedding_dim): the tied output layer
+        return F.linear(hidden, table if self.encoder.embedding_grad else table.detach(), self.output_bias)
 
     def forward(
         self,
@@ -135,10 +142,18 @@ def generator_config(
     return config
 
 
-def check_sharing(generator: EncoderSizes, discriminator: EncoderSizes, embedding_sharing: str) -> None:
-    """Refuse an unknown mode, and ``all`` (one encoder for both) with unequal sizes."""
+def check_sharing(
+    generator: EncoderSizes, discriminator: EncoderSizes, embedding_sharing: str, generator_embedding_grad: bool = True
+) -> None:
+    """Refuse an unknown mode, ``all`` (one encoder for both) with unequal sizes, and a generator
+    cut off from embeddings that are not shared (it would never train them)."""
     if embedding_sharing not in EMBEDDING_SHARING_MODES:
         raise ValueError(f"embedding_sharing={embedding_sharing!r} is not one of {', '.join(EMBEDDING_SHARING_MODES)}")
+    if not generator_embedding_grad and embedding_sharing != "shared":
+        raise ValueError(
+            f"generator_embedding_grad=false needs embedding_sharing=shared (got {embedding_sharing!r}): "
+            "with other modes nothing else would train the generator's embeddings"
+        )
     if embedding_sharing == "all":
         different = [
             f.name for f in fields(discriminator) if getattr(generator, f.name) != getattr(discriminator, f.name)
@@ -160,9 +175,12 @@ class ModelConfig:
     generator_fraction: float = 0.25  # generator width, heads and FFN size as a fraction of the discriminator's
     generator: Any = None  # null, or explicit generator sizes, e.g. {hidden_size: 64, num_heads: 1, num_layers: 6}
     embedding_sharing: str = "shared"  # shared: embeddings (ELECTRA) | untied | all: every weight (generator_fraction=1.0) | gdes: DeBERTaV3's stop-gradient sharing
+    # false: the generator's loss does not move the shared embeddings, only the discriminator's
+    # does (the generator reads them, and its tied output layer, under stop-gradient); needs shared
+    generator_embedding_grad: bool = True
 
     def __post_init__(self) -> None:
-        check_sharing(self.generator_sizes(), self.discriminator, self.embedding_sharing)
+        check_sharing(self.generator_sizes(), self.discriminator, self.embedding_sharing, self.generator_embedding_grad)
 
     def generator_sizes(self) -> EncoderSizes:
         return generator_config(self.discriminator, self.generator_fraction, self.generator)
@@ -184,6 +202,7 @@ def build_models(
     generator_fraction: float = 0.25,
     generator_sizes: Mapping[str, int] | None = None,
     embedding_sharing: str = "shared",
+    generator_embedding_grad: bool = True,
 ) -> tuple[MaskedLM | None, nn.Module]:
     """The generator (or None) and the main model, the one kept after pretraining.
 
@@ -197,14 +216,14 @@ def build_models(
         return None, make_main(discriminator_config)
 
     gen_config = generator_config(discriminator_config, generator_fraction, generator_sizes)
-    check_sharing(gen_config, discriminator_config, embedding_sharing)
+    check_sharing(gen_config, discriminator_config, embedding_sharing, generator_embedding_grad)
     if embedding_sharing == "all":
         main = make_main(discriminator_config)
         generator = MaskedLM(discriminator_config)
         generator.encoder = main.encoder  # one encoder, two heads
         return generator, main
 
-    generator = MaskedLM(gen_config)
+    generator = MaskedLM(gen_config, embedding_grad=generator_embedding_grad)
     shared = generator.encoder.embeddings
     embeddings = {
         "shared": shared,

@@ -76,10 +76,20 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, detached: bool = False) -> torch.Tensor:
+        """(batch, seq, embedding_dim). ``detached``: the same values, but no gradient reaches these
+        tables or the LayerNorm (a generator whose loss must not move embeddings it shares)."""
         seq_len = input_ids.shape[1]
-        x = self.word(input_ids) + self.position.weight[:seq_len] + self.token_type(token_type_ids)
-        return self.dropout(self.norm(x))
+        if not detached:
+            x = self.word(input_ids) + self.position.weight[:seq_len] + self.token_type(token_type_ids)
+            return self.dropout(self.norm(x))
+        x = (
+            F.embedding(input_ids, self.word.weight.detach())
+            + self.position.weight[:seq_len].detach()
+            + F.embedding(token_type_ids, self.token_type.weight.detach())
+        )
+        norm = self.norm
+        return self.dropout(F.layer_norm(x, norm.normalized_shape, norm.weight.detach(), norm.bias.detach(), norm.eps))
 
 
 class TransformerLayer(nn.Module):
@@ -118,13 +128,15 @@ class TransformerLayer(nn.Module):
 class Encoder(nn.Module):
     """Embeddings, an optional projection to the hidden size, and the Transformer layers.
 
-    Pass ``embeddings`` to share an existing :class:`Embeddings` module with another encoder.
+    Pass ``embeddings`` to share an existing :class:`Embeddings` module with another encoder;
+    ``embedding_grad=False`` then keeps this encoder's loss from moving them.
     The projection (``embeddings_project``) is always this encoder's own.
     """
 
-    def __init__(self, config: EncoderConfig, embeddings: Embeddings | None = None):
+    def __init__(self, config: EncoderConfig, embeddings: Embeddings | None = None, embedding_grad: bool = True):
         super().__init__()
         self.config = config
+        self.embedding_grad = embedding_grad
         self.embeddings = embeddings if embeddings is not None else Embeddings(config)
         if self.embeddings.word.embedding_dim != config.embedding_dim:
             raise ValueError(
@@ -145,7 +157,7 @@ class Encoder(nn.Module):
         """Hidden states (batch, seq, hidden). ``attention_mask`` is 1 for real tokens, 0 for padding."""
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
+        x = self.embeddings(input_ids, token_type_ids, detached=not self.embedding_grad)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         # (batch, 1, 1, seq) boolean: every query may attend to every real key.

@@ -4,7 +4,8 @@
   discriminator's size) predicts the original token there.
 - All-Tokens MLM: same input; the main model predicts the identity of every real token, with a
   copy gate D (a sigmoid per token): p(token) = D * [token is the input token] + (1 - D) * softmax.
-Both train the generator as ELECTRA does: loss = gen_loss + mlm_weight * mlm_loss.
+Both train the generator as ELECTRA does: loss = gen_loss + mlm_weight * mlm_loss; both take
+ELECTRA's ``sampler`` and ``disallow_correct`` (:class:`~electra_lit.objectives.common.Sampling`).
 """
 
 from __future__ import annotations
@@ -16,23 +17,28 @@ from electra_lit.errors import ConfigError
 from electra_lit.models import MaskedLM
 from electra_lit.objectives.common import (
     PretrainOutput,
+    Sampling,
     TokenPredictions,
-    corrupt_with_generator,
+    corrupt,
     masked_lm_loss,
     weighted_mean,
 )
 
 
 class _GeneratorCorruptedMLM:
-    uses_generator = True
-
-    def __init__(self, mlm_weight: float = 1.0, temperature: float = 1.0):
+    def __init__(
+        self,
+        mlm_weight: float = 1.0,
+        temperature: float = 1.0,
+        sampler: str = "generator",
+        disallow_correct: bool = False,
+    ):
         if mlm_weight < 0:
             raise ConfigError(f"objective.mlm_weight={mlm_weight} must be >= 0")
-        if temperature <= 0:
-            raise ConfigError(f"objective.temperature={temperature} must be > 0")
+        self.sampling = Sampling(sampler, temperature, disallow_correct)
         self.mlm_weight = mlm_weight
         self.temperature = temperature
+        self.uses_generator = self.sampling.uses_generator  # the uniform sampler needs none
 
     def _output(self, corruption, mlm_loss: torch.Tensor, mlm: TokenPredictions) -> PretrainOutput:
         return PretrainOutput(
@@ -47,7 +53,7 @@ class ReplaceMLM(_GeneratorCorruptedMLM):
     main_head = "mlm"
 
     def __call__(self, generator: MaskedLM, model: MaskedLM, batch: dict[str, torch.Tensor]) -> PretrainOutput:
-        corruption = corrupt_with_generator(generator, batch, self.temperature)
+        corruption = corrupt(self.sampling, generator, model, batch)
         positions, masked_ids, weights = batch["masked_positions"], batch["masked_ids"], batch["masked_weights"]
         logits = model(corruption.input_ids, batch["token_type_ids"], batch["attention_mask"], positions)
         mlm = TokenPredictions(logits.detach().argmax(-1), masked_ids, weights)
@@ -58,7 +64,7 @@ class AllTokensMLM(_GeneratorCorruptedMLM):
     main_head = "mlm_copy"
 
     def __call__(self, generator: MaskedLM, model: MaskedLM, batch: dict[str, torch.Tensor]) -> PretrainOutput:
-        corruption = corrupt_with_generator(generator, batch, self.temperature)
+        corruption = corrupt(self.sampling, generator, model, batch)
         attention_mask = batch["attention_mask"]
         original = batch["input_ids"].scatter(1, batch["masked_positions"], batch["masked_ids"])
         hidden = model.encoder(corruption.input_ids, batch["token_type_ids"], attention_mask)

@@ -36,6 +36,7 @@ from electra_lit.data.pretraining.packing import (
     PackedSequences,
     SequenceBuilder,
     check_packing,
+    check_segment_split,
     pack_documents,
     padding_warning,
     truncation_warning,
@@ -68,6 +69,9 @@ class DataConfig:
     packing: str = "document"
     single_segment_prob: float = 0.1  # sequences with segment A only
     short_seq_prob: float = 0.05  # sequences with a random shorter target length
+    # how sentences split into segments A and B: released (ELECTRA's rule; A may overshoot half and take a
+    # later short sentence) | prefix (A: the leading sentences within half the target, B: the rest)
+    segment_split: str = "released"
     # in memory: share of documents held out for validation; a corpus of fewer than 1/val_fraction
     # documents holds out this share of its sequences instead (at least one batch), not a whole document
     val_fraction: float = 0.02
@@ -87,6 +91,7 @@ class DataConfig:
                 "it from global_batch_size"
             )
         check_packing(self.packing)
+        check_segment_split(self.segment_split)
         for key in ("single_segment_prob", "short_seq_prob"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"data.{key}={getattr(self, key)} is outside [0, 1]")
@@ -154,6 +159,8 @@ class PretrainDataModule(L.LightningDataModule):
             the first ones; default 100).
         packing: ``document`` (ELECTRA's builder) or ``packed`` (whole documents concatenated).
         single_segment_prob / short_seq_prob: the sequence builder's rates.
+        segment_split: how sentences split into segments A and B: ``released`` (ELECTRA's rule) or
+            ``prefix`` (electra_lit.data.pretraining.packing).
         streaming: tokenize and pack on the fly instead of at setup.
         shuffle_buffer: streaming hub datasets: rows shuffled in a buffer of this size.
         shards: a folder written by ``electra-prepare-data`` (then ``corpus`` is unused), or several
@@ -174,6 +181,7 @@ class PretrainDataModule(L.LightningDataModule):
         packing: str = "document",
         single_segment_prob: float = 0.1,
         short_seq_prob: float = 0.05,
+        segment_split: str = "released",
         streaming: bool = False,
         shuffle_buffer: int = 0,
         shards: str | Sequence[str] | None = None,
@@ -203,8 +211,9 @@ class PretrainDataModule(L.LightningDataModule):
             mode=packing,
             single_segment_prob=single_segment_prob,
             short_seq_prob=short_seq_prob,
+            segment_split=segment_split,
         )
-        SequenceBuilder(**self.builder_args)  # refuse a bad packing mode now
+        SequenceBuilder(**self.builder_args)  # refuse a bad packing mode or segment split now
         self.streaming, self.shuffle_buffer, self.seed = streaming, shuffle_buffer, seed
         self.train_set: Dataset | None = None
         self.val_set: SequenceDataset | None = None

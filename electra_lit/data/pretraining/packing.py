@@ -8,10 +8,19 @@ sequence never spans two documents and a document's tail gives a short, padded s
 sequence starts at a document boundary. A document longer than a sequence is cut into
 sequences as in ``document`` mode. Less padding, more tokens per step.
 
-In both, segment A takes whole sentences up to (target - 3) // 2 tokens (or all of them, with
-probability ``single_segment_prob``), segment B the rest; tokens past ``max_seq_length`` are
-cut; after each sequence the next target is, with probability ``short_seq_prob``, a random
-length in [5, max_seq_length] instead of ``max_seq_length``.
+In both, the sentences of a sequence are split into segment A and segment B by whole sentences,
+A's budget being (target - 3) // 2 tokens (unlimited, a single segment, with probability
+``single_segment_prob``), by one of two rules (``segment_split``):
+
+- ``released`` (ELECTRA's ``_create_example``, the default): each sentence in turn goes to A if A
+  is empty, or A stays under its budget with it, or (B still empty and A under budget) by a coin
+  flip; otherwise to B. So A may overshoot its budget, and a later short sentence may join A after
+  B has begun (A is then not a prefix of the text).
+- ``prefix``: A is the longest run of leading sentences within the budget (at least one), B the
+  rest; the text keeps its order and A holds fewer of the tokens.
+
+Tokens past ``max_seq_length`` are cut; after each sequence the next target is, with probability
+``short_seq_prob``, a random length in [5, max_seq_length] instead of ``max_seq_length``.
 
 A sentence longer than a sequence holds (more than ``max_seq_length - 2`` tokens: a text
 without sentence ends) is cut, and the rest of it is lost. The builder counts those sentences
@@ -34,6 +43,7 @@ from electra_lit.errors import ConfigError
 
 MIN_TARGET_LENGTH = 5
 PACKING_MODES = ("document", "packed")
+SEGMENT_SPLITS = ("released", "prefix")
 
 
 def check_packing(mode: str) -> None:
@@ -42,7 +52,39 @@ def check_packing(mode: str) -> None:
         raise ConfigError(f"data.packing={mode} is not a packing mode; choose one of: {', '.join(PACKING_MODES)}")
 
 
+def check_segment_split(rule: str) -> None:
+    """The one check of ``data.segment_split``: the builder's and the config's."""
+    if rule not in SEGMENT_SPLITS:
+        raise ConfigError(
+            f"data.segment_split={rule} is not a segment split; choose one of: {', '.join(SEGMENT_SPLITS)}"
+        )
+
+
 Sentence = Sequence[int]
+
+
+def split_segments(
+    sentences: Sequence[Sentence], a_budget: float, rule: str, rng: random.Random
+) -> tuple[list[Sentence], list[Sentence]]:
+    """The sentences of segment A and of segment B, each in text order (see the module docstring).
+
+    ``released`` draws from ``rng`` only where ELECTRA's code does (its ``or`` short-circuits), so
+    a seed gives the sequences that code's rule gives for it."""
+    segment_a: list[Sentence] = []
+    segment_b: list[Sentence] = []
+    a_length = 0
+    for sentence in sentences:
+        fits = a_length + len(sentence)
+        if rule == "prefix":
+            to_a = not segment_b and (not segment_a or fits <= a_budget)
+        else:
+            to_a = not segment_a or fits < a_budget or (not segment_b and a_length < a_budget and rng.random() < 0.5)
+        if to_a:
+            segment_a.append(sentence)
+            a_length = fits
+        else:
+            segment_b.append(sentence)
+    return segment_a, segment_b
 
 
 @dataclass
@@ -85,6 +127,16 @@ class PackedSequences:
         """Share of all positions that are padding (what this packing wastes)."""
         return 1.0 - float(self.lengths.sum()) / max(1, self.input_ids.size)
 
+    def segment_a_share(self) -> float:
+        """Of the tokens of the sequences with two segments ([CLS] and [SEP]s left out), the share
+        in segment A (what ``segment_split`` changes); 0 when no sequence has a segment B."""
+        real = np.arange(self.input_ids.shape[1]) < self.lengths[:, None]  # (N, S)
+        b = ((self.token_type_ids == 1) & real).sum(axis=1)  # B's tokens and its [SEP], per sequence
+        pair = b > 0
+        a_tokens = int(self.lengths[pair].sum() - b[pair].sum()) - 2 * int(pair.sum())  # less [CLS] A's [SEP]
+        b_tokens = int(b[pair].sum()) - int(pair.sum())  # less B's [SEP]
+        return a_tokens / max(1, a_tokens + b_tokens)
+
     def row(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         return self.input_ids[index], self.token_type_ids[index], int(self.lengths[index])
 
@@ -112,11 +164,14 @@ class SequenceBuilder:
         mode: str = "document",
         single_segment_prob: float = 0.1,
         short_seq_prob: float = 0.05,
+        segment_split: str = "released",
     ):
         if max_seq_length < MIN_TARGET_LENGTH:
             raise ValueError(f"max_seq_length={max_seq_length} must be at least {MIN_TARGET_LENGTH}")
         check_packing(mode)
+        check_segment_split(segment_split)
         self.max_seq_length, self.cls_id, self.sep_id, self.mode = max_seq_length, cls_id, sep_id, mode
+        self.segment_split = segment_split
         self.single_segment_prob, self.short_seq_prob = single_segment_prob, short_seq_prob
         self.rng = random.Random(seed)
         self.pending: list[list[int]] = []  # sentences waiting for a sequence (packed mode)
@@ -157,21 +212,15 @@ class SequenceBuilder:
     def _sequence(self, sentences: list[Sentence]) -> tuple[list[int], int]:
         single = self.rng.random() < self.single_segment_prob
         a_budget = float("inf") if single else (self.target - 3) // 2
-        segment_a: list[int] = []
-        segment_b: list[int] = []
-        in_a = 0  # how many of ``sentences`` went to segment A
-        for sentence in sentences:
-            if not segment_b and (not segment_a or len(segment_a) + len(sentence) <= a_budget):
-                segment_a.extend(sentence)
-                in_a += 1
-            else:
-                segment_b.extend(sentence)
+        in_a, in_b = split_segments(sentences, a_budget, self.segment_split, self.rng)
+        segment_a = [token for sentence in in_a for token in sentence]
+        segment_b = [token for sentence in in_b for token in sentence]
         whole = len(segment_a) + len(segment_b)
         segment_a = segment_a[: self.max_seq_length - 2]
         segment_b = segment_b[: max(0, self.max_seq_length - 3 - len(segment_a))]
         if len(segment_a) + len(segment_b) < whole:  # something was cut: was it a sentence no sequence holds?
-            self._count_cut(sentences[:in_a], len(segment_a))
-            self._count_cut(sentences[in_a:], len(segment_b))
+            self._count_cut(in_a, len(segment_a))
+            self._count_cut(in_b, len(segment_b))
         ids = [self.cls_id, *segment_a, self.sep_id]
         if segment_b:
             ids += [*segment_b, self.sep_id]
@@ -291,6 +340,7 @@ def pack_documents(
     single_segment_prob: float = 0.1,
     short_seq_prob: float = 0.05,
     mode: str = "document",
+    segment_split: str = "released",
 ) -> PackedSequences:
     """Build all sequences of ``documents`` at once (see :class:`SequenceBuilder`); what was cut
     is in the result's ``truncated``."""
@@ -301,6 +351,7 @@ def pack_documents(
         mode=mode,
         single_segment_prob=single_segment_prob,
         short_seq_prob=short_seq_prob,
+        segment_split=segment_split,
     )
     if isinstance(rng, random.Random):
         builder.rng = rng

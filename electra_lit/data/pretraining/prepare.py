@@ -269,6 +269,7 @@ def prepare(cfg: DictConfig) -> dict:
         mode=data.packing,
         single_segment_prob=data.single_segment_prob,
         short_seq_prob=data.short_seq_prob,
+        segment_split=data.segment_split,
     )
     num_proc = settings.num_proc or available_cores()
     shard_index, num_shards = settings.shard_index, settings.num_shards
@@ -312,6 +313,7 @@ def prepare(cfg: DictConfig) -> dict:
             "vocab_size": tokenizer.get_vocab_size(),
             "tokenizer": tokenizer_digest(tokenizer),
             "packing": data.packing,
+            "segment_split": data.segment_split,
             "source": corpus.description,
             "documents": sum(documents.values()),  # this folder's
             "corpus_documents": texts.count,

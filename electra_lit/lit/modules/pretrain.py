@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 
+from electra_lit.lit.callbacks.progress import PROGRESS_BAR_METRICS
 from electra_lit.lit.compile import CompileConfig, clone_tensors, mark_step_begin
 from electra_lit.lit.modules.metrics import PretrainMetrics
 from electra_lit.models import EncoderConfig, build_models, pretraining_flops
@@ -73,6 +74,7 @@ class ElectraPretrainModule(L.LightningModule):
             generator_fraction=model["generator_fraction"],
             generator_sizes=model.get("generator"),
             embedding_sharing=model["embedding_sharing"],
+            generator_embedding_grad=model.get("generator_embedding_grad", True),
         )
         self.train_metrics = PretrainMetrics(vocab_size)
         self.val_metrics = PretrainMetrics(vocab_size)
@@ -115,14 +117,14 @@ class ElectraPretrainModule(L.LightningModule):
             out = self.objective_step(batch)
         per_step = stage == "train"
         log = dict(on_step=per_step, on_epoch=not per_step, batch_size=batch["input_ids"].shape[0])
-        self.log(f"{stage}/loss", out.loss, prog_bar=True, **log)
+        self.log(f"{stage}/loss", out.loss, prog_bar=stage == "train", **log)
         if not details:
             return out.loss  # the parts and metrics of this step would reach no logger
         for name, value in out.losses.items():
             self.log(f"{stage}/{name}", value, **log)
         metrics = self.train_metrics if stage == "train" else self.val_metrics
         for name, metric in metrics(out).items():
-            self.log(f"{stage}/{name}", metric, prog_bar=name == "disc_acc", **log)
+            self.log(f"{stage}/{name}", metric, prog_bar=f"{stage}/{name}" in PROGRESS_BAR_METRICS, **log)
         return out.loss
 
     def _logs_this_step(self) -> bool:
@@ -151,14 +153,21 @@ class ElectraPretrainModule(L.LightningModule):
         self.tokenizer_json = checkpoint.get("tokenizer_json")
 
     def configure_optimizers(self):
+        from electra_lit.adamw import make_adamw
+
         opt = self.hparams.optimizer
-        optimizer = torch.optim.AdamW(
-            parameter_groups(self, opt["weight_decay"]),
+        scale = opt.get("generator_lr_scale", 1.0)  # checkpoints older than the key lack it
+        # scale 1: no groups of the generator's own, the optimizer state's layout of older checkpoints
+        groups = parameter_groups(self, opt["weight_decay"], self.generator, opt["lr"] * scale if scale != 1 else None)
+        optimizer = make_adamw(
+            groups,
             lr=opt["lr"],
-            betas=tuple(opt["betas"]),
+            betas=opt["betas"],
             eps=opt["eps"],
+            bias_correction=opt.get("bias_correction", True),
             fused=True if self.device.type == "cuda" else None,
         )
+        # LambdaLR multiplies each group's own lr (its initial_lr), so the generator keeps its scale
         schedule = LambdaLR(
             optimizer, electra_lr_lambda(self.trainer.max_steps, self.hparams.lr_schedule["warmup_steps"])
         )
