@@ -141,7 +141,8 @@ def build_world(world: Path) -> None:
             **yaml.safe_load((REPO / "conf" / "task" / "_glue.yaml").read_text()),
             **yaml.safe_load(conf.read_text()),
         }
-        glue_folder(data / "glue_data" / task["glue_folder"], task, rng)
+        if task["glue_folder"]:  # a built-in task (austen_novel) has none
+            glue_folder(data / "glue_data" / task["glue_folder"], task, rng)
 
 
 def environment(world: Path, shims: Path, cache_dir: str) -> dict[str, str]:

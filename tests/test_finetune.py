@@ -64,12 +64,15 @@ def test_layerwise_lr_groups(rule, exponents):
         EncoderConfig(vocab_size=50, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, embedding_size=8)
     )
     head = torch.nn.Linear(16, 2)
-    groups = layerwise_lr_groups(encoder, head, lr=1e-3, decay=0.8, rule=rule)
-    # embeddings (with the projection), layer 0, layer 1 (the top), head
-    assert [g["lr"] for g in groups] == pytest.approx([1e-3 * 0.8**e for e in exponents])
-    assert groups[0]["params"][-1] is encoder.embeddings_project.bias
-    assert groups[2]["params"] == list(encoder.layers[1].parameters())
-    assert groups[3]["params"] == list(head.parameters())
+    groups = layerwise_lr_groups(encoder, head, lr=1e-3, decay=0.8, rule=rule, weight_decay=0.0)
+    # embeddings (with the projection), layer 0, layer 1 (the top), head: each its decayed
+    # parameters, then its LayerNorm weights and biases (tests/test_glue_switches.py)
+    by_depth = [groups[i : i + 2] for i in range(0, len(groups), 2)]
+    assert [g["lr"] for g, _ in by_depth] == pytest.approx([1e-3 * 0.8**e for e in exponents])
+    assert all(g["lr"] == h["lr"] for g, h in by_depth)
+    assert by_depth[0][1]["params"][-1] is encoder.embeddings_project.bias
+    assert {id(p) for g in by_depth[2] for p in g["params"]} == {id(p) for p in encoder.layers[1].parameters()}
+    assert by_depth[3][0]["params"] + by_depth[3][1]["params"] == list(head.parameters())
     assert all(g["weight_decay"] == 0.0 for g in groups)
     assert sum(len(g["params"]) for g in groups) == len(list(encoder.parameters())) + 2
 

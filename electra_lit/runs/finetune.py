@@ -1,9 +1,9 @@
 """A fine-tuning run: fine-tune a pretrained encoder on a task and record its dev results.
 
 ``finetune(cfg)`` trains for the task's epochs, validates after each, keeps the best epoch by the
-task's main metric, writes ``run_dir/results.json`` (task, dev metrics of the best epoch, best
-epoch, every epoch's metrics) and, when the source has test files, ``run_dir/predictions/`` in
-GLUE's submission format from the best checkpoint.
+task's main metric, writes ``run_dir/results.json`` (task, main and averaged metric names, dev
+metrics of the best epoch, best epoch, every epoch's metrics) and, when the source has test
+files, ``run_dir/predictions/`` in GLUE's submission format from the best checkpoint.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ log = logging.getLogger(__name__)
 
 def paper_optimizer(optimizer: dict, hidden_size: int) -> dict:
     """Fill ``lr`` and ``layerwise_lr_decay`` left null with the paper's values for this width."""
-    large, base = hidden_size >= 1024, hidden_size >= 768
+    large, base, small = hidden_size >= 1024, hidden_size >= 768, hidden_size >= 256
     if optimizer.get("lr") is None:
-        optimizer["lr"] = 5e-5 if large else 1e-4 if base else 3e-4
+        # the paper's Large/Base/Small rates; narrower than Small (electra-tiny) 2e-3, measured on
+        # austen_novel (docs/finetuning.md): 3e-4 leaves a 128-wide encoder far from converged
+        optimizer["lr"] = 5e-5 if large else 1e-4 if base else 3e-4 if small else 2e-3
     if optimizer.get("layerwise_lr_decay") is None:
         optimizer["layerwise_lr_decay"] = 0.9 if large else 0.8
     return optimizer
@@ -58,7 +60,9 @@ def write_predictions(
 def task_sources(cfg: DictConfig) -> tuple[str | None, dict[str, str] | None]:
     """Where the task's examples are: a folder in GLUE's layout (``task.data_dir``, or the task's
     folder in ``glue_dir``), else ``task.files``; neither = the datasets hub."""
-    data_dir = cfg.task.data_dir or (str(Path(cfg.glue_dir) / cfg.task.glue_folder) if cfg.glue_dir else None)
+    data_dir = cfg.task.data_dir or (
+        str(Path(cfg.glue_dir) / cfg.task.glue_folder) if cfg.glue_dir and cfg.task.glue_folder else None
+    )
     return data_dir, (OmegaConf.to_container(cfg.task.files) if cfg.task.files else None)
 
 
@@ -109,6 +113,7 @@ def finetune(cfg: DictConfig) -> dict:
         optimizer=paper_optimizer(
             OmegaConf.to_container(cfg.optimizer, resolve=True), pretrained.encoder.config.hidden_size
         ),
+        target_scale=task.target_scale,
     )
     module.encoder.load_state_dict(pretrained.encoder.state_dict())
 
@@ -127,6 +132,7 @@ def finetune(cfg: DictConfig) -> dict:
     results = {
         "task": task.name,
         "metric": task.metric,
+        "average_metric": task.averaged,  # what electra-glue-table averages (MRPC, QQP: accuracy)
         "metrics": {name: value for name, value in best_epoch.items() if name != "epoch"},
         "best_epoch": best_epoch["epoch"],
         "init_from": str(cfg.init_from),

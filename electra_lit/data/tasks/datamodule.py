@@ -1,7 +1,8 @@
 """LightningDataModule for fine-tuning: a task's examples as ``[CLS] A [SEP] B [SEP]`` batches.
 
 Pairs longer than ``max_seq_length`` lose tokens from the end of the longer segment first, as
-BERT and ELECTRA do. Batches are padded to their longest sequence.
+BERT and ELECTRA do. Batches are padded to their longest sequence. With ``task.both_orders`` the
+training split holds every pair twice, (a, b) and (b, a); dev and test splits are read as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from electra_lit.data.tasks.glue import Example, Task, available_splits, read_split
+from electra_lit.data.tasks.glue import Example, Task, available_splits, read_split, with_both_orders
 from electra_lit.data.tokenizer import SpecialTokenIds
 from electra_lit.data.workers import worker_init
 
@@ -82,7 +83,8 @@ class TaskDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        self.train_set = self.encode(self._read(self.task.train, labelled=True))
+        train = self._read(self.task.train, labelled=True)
+        self.train_set = self.encode(with_both_orders(train) if self.task.both_orders else train)
         self.val_sets = [self.encode(self._read(s.name, labelled=True)) for s in self.task.validation]
         self.test_splits = available_splits(self.task.test, self.data_dir, self.files)
         self.test_sets = [self.encode(self._read(s.name, labelled=False)) for s in self.test_splits]

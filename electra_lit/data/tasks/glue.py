@@ -45,9 +45,12 @@ class Task:
     text_columns: list[str]  # column names in csv/jsonl/parquet files and on the hub
     label_column: str
     labels: list[str] | None  # class names in index order; None = regression
-    metric: str  # the main metric: best epoch and GLUE average
+    metric: str  # the main metric: picks the best epoch
     metrics: list[str]
     epochs: int
+    average_metric: str | None = None  # what enters the GLUE average; None = metric
+    both_orders: bool = False  # train on (a, b) and (b, a) of every pair (the train split only)
+    target_scale: float = 1.0  # regression: the model learns label x target_scale
     train: str = "train"
     validation: list[Split] = field(default_factory=lambda: [Split("dev")])
     test: list[Split] = field(default_factory=list)
@@ -60,6 +63,27 @@ class Task:
     hub_path: str = "nyu-mll/glue"
     hub_name: str | None = None
     hub_splits: dict[str, str] = field(default_factory=dict)
+    # a built-in task whose examples are made here, not read (electra_lit.data.tasks.BUILTIN_SOURCES)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.average_metric is not None and self.average_metric not in self.metrics:
+            raise ConfigError(
+                f"task.average_metric={self.average_metric} is not among task.metrics={self.metrics}: "
+                "add it there, or give null to average task.metric"
+            )
+        if self.both_orders and len(self.text_columns) != 2:
+            raise ConfigError(
+                f"task.both_orders=true needs two text columns, task {self.name} has {self.text_columns}: "
+                "set task.both_orders=false"
+            )
+        if not self.target_scale > 0:
+            raise ConfigError(f"task.target_scale={self.target_scale} must be positive (1 = the labels as they are)")
+        if self.target_scale != 1 and self.labels is not None:
+            raise ConfigError(
+                f"task.target_scale={self.target_scale} scales regression targets, and task {self.name} "
+                "has labels: set task.target_scale=1"
+            )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Task:
@@ -67,6 +91,11 @@ class Task:
         for key in ("validation", "test"):
             values[key] = [Split(**s) if isinstance(s, Mapping) else Split(s) for s in values.get(key) or []]
         return cls(**values)
+
+    @property
+    def averaged(self) -> str:
+        """The metric electra-glue-table averages: ``average_metric``, else the main metric."""
+        return self.average_metric or self.metric
 
     @property
     def num_labels(self) -> int:
@@ -88,6 +117,12 @@ class Task:
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.labels):
             return value  # a class index, as on the hub (our label lists follow the hub's order)
         raise ConfigError(f"{where}: label {value!r} is not one of task {self.name}'s labels {self.labels}")
+
+
+def with_both_orders(examples: list[Example]) -> list[Example]:
+    """The examples, then each pair again as (b, a): ELECTRA's released ``double_unordered``, for
+    tasks whose label does not depend on the order of the two segments (MRPC, STS-B)."""
+    return [*examples, *(Example(e.texts[::-1], e.label, e.index) for e in examples)]
 
 
 # ---------------------------------------------------------------- readers
@@ -187,11 +222,15 @@ def read_hub(task: Task, split: str, labelled: bool) -> list[Example]:
 def read_split(
     task: Task, split: str, labelled: bool, data_dir: str | None = None, files: Mapping[str, str] | None = None
 ) -> list[Example]:
-    """The examples of ``split`` from the first source given: data_dir, files, or the hub."""
+    """The examples of ``split`` from the first source given: data_dir, files, task.source, or the hub."""
     if data_dir:
         return read_glue_tsv(task, data_dir, split, labelled)
     if files:
         return read_file(task, split_file(task, split, None, files), labelled)
+    if task.source:
+        from electra_lit.data.tasks import read_builtin  # the package imports this module first
+
+        return read_builtin(task, split, labelled)
     return read_hub(task, split, labelled)
 
 

@@ -1,8 +1,10 @@
 """The LightningModule of fine-tuning: an ELECTRA encoder, dropout and one linear layer on [CLS].
 
 Classification (cross-entropy over the task's classes) or regression (one output, mean squared
-error, e.g. STS-B). Layer-wise LR decay, warmup over the first ``warmup_fraction`` of the steps
-then linear decay to 0, no weight decay by default, as the paper fine-tunes.
+error, e.g. STS-B; the model learns label x ``target_scale`` and its predictions are divided back,
+so metrics and submission files are in the labels' units). Layer-wise LR decay, ELECTRA's
+released LR curve (or warmup then decay) and weight decay off LayerNorm and biases, as ELECTRA's
+released code fine-tunes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from torchmetrics import MetricCollection, PearsonCorrCoef, SpearmanCorrCoef
 from torchmetrics.classification import BinaryF1Score, MatthewsCorrCoef, MulticlassAccuracy
 
 from electra_lit.models import Encoder, EncoderConfig, init_weights
-from electra_lit.optim import layerwise_lr_groups
+from electra_lit.optim import check_lr_curve, electra_lr_lambda, layerwise_lr_groups
 
 TASK_METRICS = ("accuracy", "f1", "mcc", "spearman", "pearson")
 
@@ -50,6 +52,16 @@ def warmup_then_linear_decay(total_steps: int, warmup_fraction: float):
     return factor
 
 
+def finetune_lr_lambda(curve: str, total_steps: int, warmup_fraction: float):
+    """The LR multiplier at step t of ``optimizer.lr_curve``. ``released``: (1 - t/T) * min(1, t/w)
+    with w = int(T * warmup_fraction), ELECTRA's fine-tuning code (the curve pretraining uses), so
+    the peak stays below lr; ``sequential``: up to lr over the warmup, then down to 0."""
+    check_lr_curve(curve)
+    if curve == "released":
+        return electra_lr_lambda(total_steps, int(total_steps * warmup_fraction))
+    return warmup_then_linear_decay(total_steps, warmup_fraction)
+
+
 class ElectraClassifierModule(L.LightningModule):
     """Fine-tunes an encoder on one task.
 
@@ -61,7 +73,9 @@ class ElectraClassifierModule(L.LightningModule):
             (MNLI: ``["", "mm"]`` gives ``val/accuracy`` and ``val/accuracy_mm``).
         classifier_dropout: dropout before the linear layer.
         optimizer: ``lr``, ``layerwise_lr_decay``, ``layer_decay_rule``, ``warmup_fraction``,
-            ``weight_decay``, ``betas``, ``eps``.
+            ``lr_curve``, ``weight_decay``, ``betas``, ``eps``.
+        target_scale: regression only: the loss compares the output with label x target_scale,
+            and predictions are output / target_scale (STS-B: 0.2, targets in [0, 1]).
     """
 
     def __init__(
@@ -72,6 +86,7 @@ class ElectraClassifierModule(L.LightningModule):
         validation_suffixes: Sequence[str] = ("",),
         classifier_dropout: float = 0.1,
         optimizer: Mapping[str, Any] | None = None,
+        target_scale: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -94,11 +109,12 @@ class ElectraClassifierModule(L.LightningModule):
 
     def _loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.regression:
-            return F.mse_loss(outputs.float(), labels)
+            return F.mse_loss(outputs.float(), labels * self.hparams.target_scale)
         return F.cross_entropy(outputs.float(), labels)
 
     def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
-        return outputs.float() if self.regression else outputs.argmax(-1)
+        """Class indices, or regression outputs in the labels' units (the learnt scale undone)."""
+        return outputs.float() / self.hparams.target_scale if self.regression else outputs.argmax(-1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self(batch), batch["labels"])
@@ -131,11 +147,13 @@ class ElectraClassifierModule(L.LightningModule):
             opt["lr"],
             opt["layerwise_lr_decay"],
             opt.get("layer_decay_rule", "released"),
-            opt.get("weight_decay", 0.0),
+            opt.get("weight_decay", 0.01),
         )
         optimizer = torch.optim.AdamW(groups, betas=tuple(opt.get("betas", (0.9, 0.999))), eps=opt.get("eps", 1e-6))
-        schedule = LambdaLR(
-            optimizer,
-            warmup_then_linear_decay(self.trainer.estimated_stepping_batches, opt.get("warmup_fraction", 0.1)),
+        curve = finetune_lr_lambda(
+            opt.get("lr_curve", "released"),
+            int(self.trainer.estimated_stepping_batches),
+            opt.get("warmup_fraction", 0.1),
         )
+        schedule = LambdaLR(optimizer, curve)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
