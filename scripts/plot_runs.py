@@ -1,6 +1,6 @@
 """Loss, accuracy and throughput curves of one or more runs, side by side, as PNG files.
 
-    python scripts/plot_runs.py RUN_DIR [RUN_DIR ...] [--out plots/] [--metrics train/loss val/disc_acc ...]
+    python scripts/plot_runs.py RUN_DIR [RUN_DIR ...] [--out plots/] [--metrics train/loss val/disc_auc ...]
                                 [--labels a b ...] [--smooth 0.9]
 
 Each RUN_DIR is a run folder with a metrics.csv (or the metrics.csv itself), e.g. the jobs of
@@ -24,8 +24,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-GROUPS = ("losses", "accuracies", "throughput", "other")
-DEFAULT_GROUPS = ("losses", "accuracies", "throughput")
+GROUPS = ("losses", "detection", "accuracies", "throughput", "other")
+DEFAULT_GROUPS = ("losses", "detection", "accuracies", "throughput")
+# The discriminator's replaced-token detection (electra_lit.lit.modules.metrics), each with the value
+# of a detector that knows nothing (drawn dashed): AUC 0.5, gain 0 (the constant prior's loss).
+DETECTION = {"disc_auc": 0.5, "disc_gain": 0.0, "disc_precision": None, "disc_recall": None, "disc_f1": None}
 NOT_METRICS = {"step", "epoch"}
 SPARSE = 20  # series of at most this many points (validations) are drawn with markers and never smoothed
 # Column order of a group's grid; metrics not listed follow in name order.
@@ -34,6 +37,11 @@ LEAF_ORDER = [
     "gen_loss",
     "disc_loss",
     "mlm_loss",
+    "disc_auc",
+    "disc_gain",
+    "disc_f1",
+    "disc_precision",
+    "disc_recall",
     "gen_acc",
     "disc_acc",
     "accuracy",
@@ -65,6 +73,8 @@ def metric_group(name: str) -> str:
         return "throughput"
     if leaf == "loss" or leaf.endswith("_loss"):
         return "losses"
+    if leaf in DETECTION:
+        return "detection"
     if leaf in ("acc", "accuracy") or leaf.endswith("_acc") or leaf.startswith("accuracy"):
         return "accuracies"
     return "other"
@@ -216,7 +226,11 @@ def plot_group(runs: list[Run], group: str, metrics: list[str], out: Path, smoot
                         linewidth=0.9,
                         alpha=0.7,
                     )
+            chance = DETECTION.get(leaf)
+            if chance is not None:
+                ax.axhline(chance, color="k", linestyle="--", linewidth=0.9, alpha=0.7)
             title = name + ("\n(dashed: all-original baseline)" if show_baseline else "")
+            title += "\n(dashed: a detector that knows nothing)" if chance is not None else ""
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
@@ -254,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics",
         nargs="+",
         metavar="NAME",
-        help="only these metrics, e.g. train/loss val/disc_acc train/lr (default: every loss, "
-        "accuracy and throughput metric)",
+        help="only these metrics, e.g. train/loss val/disc_auc train/lr (default: every loss, "
+        "detection, accuracy and throughput metric)",
     )
     parser.add_argument("--labels", nargs="+", metavar="LABEL", help="one legend label per run (default: folder names)")
     parser.add_argument(

@@ -34,6 +34,15 @@ SETTINGS: dict[str, list[str]] = {
     "generator_lr_0.5x": ["optimizer.generator_lr_scale=0.5"],
     "generator_lr_2x": ["optimizer.generator_lr_scale=2.0"],
     "untied": ["model.embedding_sharing=untied"],
+    "share_all": ["model.embedding_sharing=all", "model.generator_fraction=1.0"],
+    "share_all_seq_64_batch_16_steps_1600": [
+        "model.embedding_sharing=all",
+        "model.generator_fraction=1.0",
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=1600",
+        "trainer.val_check_interval=400",
+    ],
     "gdes": ["model.embedding_sharing=gdes", "objective.disc_weight=10"],
     "generator_embedding_stopgrad": ["model.generator_embedding_grad=false"],
     "seq_64_batch_64": ["data.max_seq_length=64", "global_batch_size=64"],
@@ -42,6 +51,30 @@ SETTINGS: dict[str, list[str]] = {
     "dropout_0.1": ["model.discriminator.dropout=0.1"],
     "lr_1e-3": ["optimizer.lr=1e-3"],
     "lr_2e-3_warmup_200": ["optimizer.lr=2e-3", "lr_schedule.warmup_steps=200"],
+    "mask_0.25": ["masking.mask_prob=0.25"],
+    # the same wall time as the quickstart, spent on more, smaller steps
+    "seq_64_steps_800": ["data.max_seq_length=64", "trainer.max_steps=800", "trainer.val_check_interval=200"],
+    "batch_16_steps_800": ["global_batch_size=16", "trainer.max_steps=800", "trainer.val_check_interval=200"],
+    # four times the quickstart's steps: does the discriminator leave the prior given time?
+    "steps_1600": ["trainer.max_steps=1600", "trainer.val_check_interval=400"],
+    "temperature_1.5_steps_1600": [
+        "objective.temperature=1.5",
+        "trainer.max_steps=1600",
+        "trainer.val_check_interval=400",
+    ],
+    "seq_64_batch_16_steps_1600": [
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=1600",
+        "trainer.val_check_interval=400",
+    ],
+    "seq_64_batch_16_steps_1600_lr_1e-3": [
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=1600",
+        "trainer.val_check_interval=400",
+        "optimizer.lr=1e-3",
+    ],
 }
 COLUMNS = ("val/disc_auc", "val/disc_gain", "val/gen_acc")
 

@@ -29,10 +29,20 @@ TRAIN = [
     "train/disc_loss",
     "train/gen_acc",
     "train/disc_acc",
+    "train/disc_auc",
     "train/replaced_frac",
     "train/lr",
 ]
-VAL = ["val/loss", "val/gen_loss", "val/disc_loss", "val/gen_acc", "val/disc_acc", "val/replaced_frac"]
+VAL = [
+    "val/loss",
+    "val/gen_loss",
+    "val/disc_loss",
+    "val/gen_acc",
+    "val/disc_acc",
+    "val/disc_auc",
+    "val/disc_gain",
+    "val/replaced_frac",
+]
 PERF = ["perf/tokens_per_s", "perf/samples_per_s"]
 
 
@@ -80,11 +90,12 @@ def test_one_png_per_group(runs, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "plots"
     assert plot_runs.main([*map(str, runs), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["accuracies.png", "losses.png", "throughput.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["accuracies.png", "detection.png", "losses.png", "throughput.png"]
     for png in out.iterdir():
         assert_png(png)
     printed = capsys.readouterr().out
     assert "losses.png: train/disc_loss, train/gen_loss, train/loss, val/disc_loss" in printed
+    assert "detection.png: train/disc_auc, val/disc_auc, val/disc_gain" in printed
     assert "throughput.png: perf/samples_per_s, perf/tokens_per_s" in printed  # only the first run has them
 
 

@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from electra_lit.data.pretraining.datamodule import MIN_SEQ_LENGTH, DataConfig
 from electra_lit.data.pretraining.masking import MaskingConfig
 from electra_lit.errors import ConfigError
+from electra_lit.lit.callbacks.budget import BudgetConfig
 from electra_lit.lit.compile import CompileConfig
 from electra_lit.models.electra import ModelConfig
 from electra_lit.optim import FinetuneOptimizerConfig, LRScheduleConfig, OptimizerConfig, check_total_steps
@@ -66,6 +67,8 @@ class PretrainConfig(CommonConfig):
     # lr(t) = lr * (1 - t / trainer.max_steps) * min(1, t / warmup_steps)
     lr_schedule: LRScheduleConfig = field(default_factory=LRScheduleConfig)
     trainer: Any = None  # lightning.pytorch.Trainer's arguments (trainer group)
+    # a compute budget: pretraining stops at budget.flops training FLOPs (trainer.max_time: a wall-clock one)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     # torch.compile of the training step (compile group: none, inductor, cudagraphs)
     compile: CompileConfig = field(default_factory=CompileConfig)
     logger: Any = None  # loggers by name, each built from its _target_ (logger group)

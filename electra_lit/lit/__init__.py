@@ -1,8 +1,9 @@
 """Lightning components, by role: ``modules/`` (the LightningModules and their metrics),
-``callbacks/`` (checkpointing, progress bar, throughput) and ``loggers/`` (CSV, W&B)."""
+``callbacks/`` (checkpointing, progress bar, throughput, FLOPs budget) and ``loggers/`` (CSV, W&B)."""
 
 from electra_lit.lit.callbacks import (
     AtomicCheckpointIO,
+    FlopsBudget,
     NonFiniteGuard,
     RandomStateCheckpoint,
     RunCheckpoint,
@@ -16,6 +17,7 @@ __all__ = [
     "AtomicCheckpointIO",
     "ElectraClassifierModule",
     "ElectraPretrainModule",
+    "FlopsBudget",
     "NonFiniteGuard",
     "PretrainMetrics",
     "RandomStateCheckpoint",

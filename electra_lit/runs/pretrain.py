@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 from electra_lit.config.schema import validate_config
 from electra_lit.data.pretraining.shards import shard_folders
 from electra_lit.data.tokenizer import save_tokenizer
+from electra_lit.lit.callbacks.budget import FlopsBudget
 from electra_lit.lit.modules.pretrain import ElectraPretrainModule
 from electra_lit.runs.batch import configured_world_size, plan_from_config
 from electra_lit.runs.console import print_and_log
@@ -138,7 +139,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         init_from = cfg.init_from if isinstance(cfg.init_from, str) else OmegaConf.to_container(cfg.init_from)
         load_pretrained(module.generator, module.main_model, init_from, tokenizer)
 
-    trainer = make_trainer(cfg, run)
+    budget = cfg.budget.flops if "budget" in cfg else None
+    trainer = make_trainer(cfg, run, callbacks=[FlopsBudget(budget)] if budget else [])
     apply_batch_plan(trainer, datamodule, requested)
     if trainer.is_global_zero:
         save_tokenizer(tokenizer, run.tokenizer)

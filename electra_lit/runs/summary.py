@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
+from electra_lit.lit.callbacks.budget import spent_budget
 from electra_lit.runs.run_dir import RunDir
 
 _LOSSES = (("gen_loss", "generator"), ("disc_loss", "discriminator"), ("mlm_loss", "MLM"))
@@ -46,7 +47,10 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
     lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")
     if run.metrics.exists():
         lines.append(f"  metrics     {run.metrics}")
-    if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+    budget = spent_budget(trainer)
+    if budget:  # the same command would stop again at once: its budget is the run's length
+        lines.append(f"  longer      {budget} is spent; a larger one with {override('run_dir', run.root)} trains on")
+    elif trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
         lines.append(
             f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run.root)} trains on to step N"
         )

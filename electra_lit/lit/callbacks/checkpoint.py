@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from electra_lit.errors import RunFault
+from electra_lit.lit.callbacks.budget import spent_budget
 from electra_lit.ranks import gather_from_ranks, own_part
 from electra_lit.runs.run_dir import RunDir, previous_checkpoint
 
@@ -82,12 +83,16 @@ class RunCheckpoint(ModelCheckpoint):
     - every ``every_n_minutes`` of wall time, so a long step interval loses little to a crash;
     - on SIGTERM, and SIGUSR1 unless Lightning's SLURM auto-requeue owns it: the batch in flight
       ends, ``last.ckpt`` is written and the run stops cleanly (exit code 0), to be resumed by
-      running the same command again.
+      running the same command again;
+    - at the step another callback stops the run on (``trainer.should_stop``: the FLOPs budget,
+      Lightning's Timer of ``trainer.max_time``), which none of the saves above may fall on;
+      ``stopped_by`` then names the spent budget for the closing summary.
 
     A step's metrics rows and its checkpoint agree after any crash: a save due at a step that also
     validates waits for the validation's end, when that step's training and validation rows are
-    logged; every save first writes the loggers' pending rows to disk; and a resumed run drops the
-    rows logged after its checkpoint, which it logs again.
+    logged (except at a stopping step, see ``on_train_batch_end``); every save first writes the
+    loggers' pending rows to disk; and a resumed run drops the rows logged after its checkpoint,
+    which it logs again.
     """
 
     def __init__(
@@ -156,9 +161,15 @@ class RunCheckpoint(ModelCheckpoint):
         step = trainer.global_step
         at_end = step >= trainer.max_steps > 0
         by_steps = bool(self.every_n_steps) and step % self.every_n_steps == 0
+        stopping = trainer.should_stop  # by a callback before this one: Lightning runs checkpoints last
         signalled, time_due = self._checks(trainer)
-        if (at_end or by_steps or signalled or time_due) and not self._should_skip_saving_checkpoint(trainer):
-            if not signalled and _validates_after_this_step(trainer):
+        if stopping and not signalled and self.stopped_by is None:
+            self.stopped_by = spent_budget(trainer) or "trainer.should_stop"
+        due = at_end or by_steps or stopping or signalled or time_due
+        if due and not self._should_skip_saving_checkpoint(trainer):
+            # a stopping step saves at once: Lightning validates it only because the run stops, and a
+            # resume from a save after that validation would number the next steps' rows one too low
+            if not (signalled or stopping) and _validates_after_this_step(trainer):
                 self._save_after_validation = True  # then this step's validation rows precede it
             else:
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

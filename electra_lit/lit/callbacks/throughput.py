@@ -25,6 +25,13 @@ is known), with more than one process also the totals
 ``train/items_per_sec``, ``train/samples_per_sec``, ``train/batches_per_sec``,
 ``train/flops_per_sec``; and the counts since the run (re)started ``train/time`` (seconds),
 ``train/batches``, ``train/samples``, ``train/lengths`` (tokens).
+
+``perf/flops_total`` is the analytic training FLOPs since step 0 (:func:`flops_total`), logged at
+the same rows from the first one on (no window to wait for) and once more at the step the run
+stopped on when the cadence missed it (``trainer.max_time``, a budget, a signal), so the last value
+in metrics.csv is the run's total. It is worked out from the global step, not counted, so a resumed
+run carries on from its checkpoint's step. A row of step s holds the FLOPs of s + 1 steps: Lightning
+numbers a step's metrics rows from 0.
 """
 
 from __future__ import annotations
@@ -40,6 +47,22 @@ from electra_lit.peak_flops import matmul_precision, peak_flops
 
 TOKENS_PER_S = "train/device/items_per_sec"  # tokens per second on each device, in metrics.csv
 MFU = "perf/mfu"  # model FLOPs utilisation of each device, in metrics.csv
+FLOPS_TOTAL = "perf/flops_total"  # training FLOPs since step 0 over all devices, in metrics.csv
+
+
+def flops_per_step(trainer: L.Trainer, flops_per_batch: int | None) -> int | None:
+    """Training FLOPs of one optimizer step over every device: ``flops_per_batch`` (one device's
+    micro-batch) for each accumulated micro-batch on each device; None without a batch count."""
+    if flops_per_batch is None:
+        return None
+    return flops_per_batch * trainer.accumulate_grad_batches * trainer.world_size
+
+
+def flops_total(trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
+    """Training FLOPs of the optimizer steps done so far, from step 0: derived from the global
+    step rather than counted in memory, so that a resumed run counts on from its checkpoint."""
+    per_step = flops_per_step(trainer, getattr(pl_module, "flops_per_batch", None))
+    return None if per_step is None else per_step * trainer.global_step
 
 
 def batch_rows(batch: dict) -> int:
@@ -69,6 +92,7 @@ class TokenThroughputMonitor(ThroughputMonitor):
         super().__init__(batch_size_fn=batch_rows, length_fn=batch_positions, window_size=window_size)
         self.peak_tflops = peak_tflops
         self.tokens_per_s: float | None = None  # over all processes; read by StepProgressBar
+        self._flops_logged_at: int | None = None  # the global step of the last perf/flops_total row
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -112,4 +136,21 @@ class TokenThroughputMonitor(ThroughputMonitor):
         metrics = {f"train/{name}": value for name, value in rates.items() if name != "device/mfu"}
         if "device/mfu" in rates:
             metrics[MFU] = rates["device/mfu"]
+        total = flops_total(trainer, trainer.lightning_module)
+        if total is not None:
+            metrics[FLOPS_TOTAL] = total
+            self._flops_logged_at = trainer.global_step
         trainer._logger_connector.log_metrics(metrics, step=iter_num)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._flops_logged_at = trainer.global_step  # a resumed run that trains no step adds no row
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the run's total at the step it stopped on, when the logging cadence did not fall on it
+        total = flops_total(trainer, pl_module)
+        if not trainer.is_global_zero or total is None or self._flops_logged_at == trainer.global_step:
+            return
+        # the row of the step's other metrics: Lightning numbers them from 0, one behind global_step
+        trainer._logger_connector.log_metrics({FLOPS_TOTAL: total}, step=trainer.global_step - 1)
+        self._flops_logged_at = trainer.global_step

@@ -84,7 +84,7 @@ class ElectraPretrainModule(L.LightningModule):
         self.objective_step = self.run_objective  # compiled by setup() when compile.enabled
 
     def setup(self, stage: str) -> None:
-        self.flops_per_batch = self._flops_per_batch()
+        self.flops_per_batch = self.batch_flops(self.trainer.datamodule)
         strategy = self.trainer.strategy
         self.compile_config.check_runs_on(strategy.root_device, type(strategy).__name__)
         self.objective_step = self.compile_config.build(self.run_objective)
@@ -93,10 +93,10 @@ class ElectraPretrainModule(L.LightningModule):
         """The objective's forward pass and losses on one batch: what ``compile`` compiles."""
         return self.objective(self.generator, self.main_model, batch)
 
-    def _flops_per_batch(self) -> int | None:
-        """Training FLOPs of one batch of the datamodule's shape (``batch_size`` sequences of
-        ``max_seq_length`` tokens, ``collator.max_predictions`` masked slots each); None without one."""
-        datamodule = self.trainer.datamodule
+    def batch_flops(self, datamodule: L.LightningDataModule | None) -> int | None:
+        """Training FLOPs of one batch of ``datamodule``'s shape (``batch_size`` sequences of
+        ``max_seq_length`` tokens, ``collator.max_predictions`` masked slots each); None without one.
+        Public for what needs the count before this module's ``setup`` (the FLOPs budget)."""
         collator = getattr(datamodule, "collator", None)
         shape = [
             getattr(datamodule, "batch_size", None),
