@@ -168,7 +168,7 @@ def test_quickstart_pretrains_and_shows_a_sentence_and_the_losses(quickstart):
     assert len(figures) == 1
     png, description = figures[0]
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    assert "4 Axes" in description
+    assert "5 Axes" in description  # three losses, AUC and gain
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     for name in ("train/loss", "val/loss"):
