@@ -132,6 +132,13 @@ def load_module(run: RunDir) -> ElectraPretrainModule:
     return module
 
 
+def load_trained(run: RunDir) -> tuple[Tokenizer, L.LightningDataModule, ElectraPretrainModule]:
+    """The run's tokenizer, its data (from its saved config) and its trained last checkpoint."""
+    cfg = load_config(run)
+    tokenizer = load_run_tokenizer(cfg, run)
+    return tokenizer, load_data(cfg, tokenizer), load_module(run)
+
+
 def check_detection(module: ElectraPretrainModule) -> None:
     if module.objective.main_head != "rtd":
         name = module.hparams.objective.get("_target_", type(module.objective).__name__)
@@ -228,10 +235,7 @@ def recorded_hidden(discriminator: nn.Module) -> Iterator[list[torch.Tensor]]:
 
 @torch.no_grad()
 def probe_state(run: RunDir, batches: int, unigram_batches: int) -> list[str]:
-    cfg = load_config(run)
-    tokenizer = load_run_tokenizer(cfg, run)
-    datamodule = load_data(cfg, tokenizer)
-    module = load_module(run)
+    tokenizer, datamodule, module = load_trained(run)
     generator, discriminator, sampling = module.generator, module.main_model, module.objective.sampling
     probs = corpus_unigram(datamodule, tokenizer, unigram_batches)
     names = ("embeddings", *(f"layer {i + 1}" for i in range(len(discriminator.encoder.layers))))
@@ -404,10 +408,7 @@ class BigramCounts:
 
 @torch.no_grad()
 def probe_bigram(run: RunDir, train_batches: int, batches: int) -> list[str]:
-    cfg = load_config(run)
-    tokenizer = load_run_tokenizer(cfg, run)
-    datamodule = load_data(cfg, tokenizer)
-    module = load_module(run)
+    tokenizer, datamodule, module = load_trained(run)
     sampling = module.objective.sampling
     vocab_size = tokenizer.get_vocab_size()
     bigrams = BigramCounts(first(datamodule.train_dataloader(), train_batches), vocab_size)

@@ -7,6 +7,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import hashlib
+import importlib.util
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -28,6 +31,29 @@ FAST = [
     "data.batch_size=8",
     "data.num_workers=0",
 ]
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str):
+    """``scripts/<name>.py`` as a module: the scripts are files, not a package."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def pretrain_run(root: Path, cache_dir: Path, *overrides: str):
+    """Train ``electra-pretrain`` with ``run_dir=root`` and ``overrides`` in this process; its RunDir."""
+    from electra_lit.runs.pretrain import train
+    from electra_lit.runs.run_dir import RunDir
+
+    with initialize_config_module("electra_lit.conf", version_base="1.3"):
+        cfg = compose("pretrain", overrides=[f"run_dir={root}", f"cache_dir={cache_dir}", *overrides])
+    train(cfg)
+    return RunDir(root)
+
 
 # The built-in novels as a user's text files, tokenized on the fly (the streaming path).
 STREAMED_AUSTEN = [
@@ -77,23 +103,8 @@ def compose_pretrain(tmp_path, cache_dir):
 def tiny_checkpoint(tmp_path_factory, cache_dir):
     """A tiny pretraining run's last.ckpt (2 steps): what fine-tuning and export tests start from.
     Shared by the session: copy it before changing it."""
-    from electra_lit.runs.pretrain import train
-    from electra_lit.runs.run_dir import RunDir
-
     root = tmp_path_factory.mktemp("pretrained")
-    with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                f"run_dir={root}",
-                f"cache_dir={cache_dir}",
-                *FAST,
-                "trainer.max_steps=2",
-                "trainer.val_check_interval=2",
-            ],
-        )
-    train(cfg)
-    return RunDir(root).last_checkpoint
+    return pretrain_run(root, cache_dir, *FAST, "trainer.max_steps=2", "trainer.val_check_interval=2").last_checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ beside the transformers peer (scripts/hf_peer_step.py, ``--peer hf``) and throug
 Its numbers matter on a quiet machine; here it runs at the tiny size on the CPU with a few steps,
 so that the script a benchmark session relies on is known to work and says what it measured."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,19 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_step.py"
 TINY_CPU = ["--sizes", "tiny", "--modes", "fp32", "--device", "cpu", "--threads", "1"]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_step_is_electra_lits_own_with_static_shapes():
-    benchmark = load_script()
+    benchmark = load_script("benchmark_step")
     module, optimizer, batch = benchmark.build("tiny", torch.device("cpu"))
     assert batch["input_ids"].shape == (8, 64)  # the tiny size's shape
     assert batch["masked_positions"].shape == (8, 9)  # int((0.15 + 0.005) * 64) prediction slots
@@ -73,7 +67,7 @@ def test_the_command_prints_a_json_line_per_run_and_names_bad_arguments():
 
 
 def test_the_hf_peer_has_our_sizes_and_sees_our_batch():
-    benchmark = load_script()
+    benchmark = load_script("benchmark_step")
     import hf_peer_step  # importable once the script is: it sits beside it
 
     module, _, batch = benchmark.build("tiny", torch.device("cpu"), batch_size=4, seq_len=32)

@@ -2,29 +2,19 @@
 task=austen_novel, tabled and plotted; finished runs are read, not redone."""
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import load_script
 from electra_lit.lit.callbacks.throughput import FLOPS_TOTAL
 from electra_lit.runs.run_dir import RunDir
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_objectives.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("compare_objectives", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-compare = _load_script()
+compare = load_script("compare_objectives")
 
 # toy sizes: a 2-layer, 32-wide pair on 32-token sequences for 6 steps; 4 fine-tuning batches
 TOY_PRETRAIN = [

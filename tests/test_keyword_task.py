@@ -13,6 +13,8 @@ import random
 import pytest
 from hydra import compose, initialize_config_module
 
+from conftest import pretrain_run
+
 # The adjectives are single word pieces of the tiny model's vocab (trained on the novels).
 POSITIVE = "agreeable amiable charming delightful excellent pleasant cheerful elegant happy lively".split()
 NEGATIVE = "disagreeable dreadful wretched miserable shocking tiresome odious stupid horrid dull".split()
@@ -69,24 +71,9 @@ def test_the_keyword_decides_the_label(tmp_path):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, cache_dir):
     """A tiny model pretrained like the quickstart, shorter: 200 steps of 64-token sequences."""
-    from electra_lit.runs.pretrain import train
-    from electra_lit.runs.run_dir import RunDir
-
     root = tmp_path_factory.mktemp("keyword_pretrained")
-    with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                f"run_dir={root}",
-                f"cache_dir={cache_dir}",
-                "logger=none",
-                "data.max_seq_length=64",
-                "trainer.max_steps=200",
-                "trainer.val_check_interval=200",
-            ],
-        )
-    train(cfg)
-    return RunDir(root).last_checkpoint
+    overrides = ["logger=none", "data.max_seq_length=64", "trainer.max_steps=200", "trainer.val_check_interval=200"]
+    return pretrain_run(root, cache_dir, *overrides).last_checkpoint
 
 
 @pytest.mark.slow

@@ -1,7 +1,6 @@
 """scripts/plot_runs.py: PNG curves from runs' metrics.csv, and errors that name the path or metric."""
 
 import csv
-import importlib.util
 import struct
 import subprocess
 import sys
@@ -9,19 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "plot_runs.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("plot_runs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-plot_runs = _load_script()
+plot_runs = load_script("plot_runs")
 
 TRAIN = [
     "train/loss",

@@ -1,57 +1,38 @@
 """scripts/rtd_probes.py: the state, alone and bigram probes of a tiny pretraining run, read from
 what they print, and the one-line errors of a folder without a run and of an unknown key."""
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_module
 
-from conftest import FAST
-from electra_lit.runs.pretrain import train
+from conftest import FAST, load_script, pretrain_run
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "rtd_probes.py"
 NUMBER = r"[-+]?\d+\.\d+"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("rtd_probes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rtd_probes = _load_script()
+rtd_probes = load_script("rtd_probes")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, cache_dir):
     """A finished 4-step run of a 2-layer, 32-wide pair on 32-token sequences."""
     root = tmp_path_factory.mktemp("rtd_run")
-    with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose(
-            "pretrain",
-            overrides=[
-                f"run_dir={root}",
-                f"cache_dir={cache_dir}",
-                *FAST,
-                "model.discriminator.hidden_size=32",
-                "model.discriminator.intermediate_size=64",
-                "model.discriminator.embedding_size=32",
-                "data.max_seq_length=32",
-                "logger=none",
-                "print_config=false",
-                "trainer.max_steps=4",
-                "trainer.val_check_interval=4",
-                "trainer.limit_val_batches=1",
-            ],
-        )
-    train(cfg)
+    pretrain_run(
+        root,
+        cache_dir,
+        *FAST,
+        "model.discriminator.hidden_size=32",
+        "model.discriminator.intermediate_size=64",
+        "model.discriminator.embedding_size=32",
+        "data.max_seq_length=32",
+        "logger=none",
+        "print_config=false",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=4",
+        "trainer.limit_val_batches=1",
+    )
     return root
 
 
