@@ -127,7 +127,9 @@ def test_the_bar_keeps_one_clock_over_epochs_shows_tokens_per_s_at_once_and_fits
         (corpus / f"{i}.txt").write_text(text[20_000 + 5000 * i : 25_000 + 5000 * i])
     watcher = BarWatcher()
     make_trainer = pretrain.make_trainer
-    monkeypatch.setattr(pretrain, "make_trainer", lambda cfg, run: make_trainer(cfg, run, callbacks=[watcher]))
+    monkeypatch.setattr(
+        pretrain, "make_trainer", lambda cfg, run, callbacks=(): make_trainer(cfg, run, callbacks=[*callbacks, watcher])
+    )
     monkeypatch.setenv("COLUMNS", "120")
     pretrain.train(
         compose_pretrain(
