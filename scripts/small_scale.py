@@ -75,6 +75,24 @@ SETTINGS: dict[str, list[str]] = {
         "trainer.val_check_interval=400",
         "optimizer.lr=1e-3",
     ],
+    # longer and faster: candidate 15-minute recipes (a smaller vocab makes bigram statistics denser)
+    "seq_64_batch_16_steps_3000_lr_2e-3": [
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=3000",
+        "trainer.val_check_interval=500",
+        "optimizer.lr=2e-3",
+        "lr_schedule.warmup_steps=200",
+    ],
+    "vocab_2k_seq_64_batch_16_steps_3000_lr_2e-3": [
+        "tokenizer.vocab_size=2048",
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=3000",
+        "trainer.val_check_interval=500",
+        "optimizer.lr=2e-3",
+        "lr_schedule.warmup_steps=200",
+    ],
 }
 COLUMNS = ("val/disc_auc", "val/disc_gain", "val/gen_acc")
 

@@ -137,3 +137,25 @@ def build(cfg):
 
     tokenizer = instantiate(cfg.tokenizer)
     return tokenizer, build_datamodule(cfg, tokenizer), build_module(cfg, tokenizer.get_vocab_size())
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server on 127.0.0.1 (tests/s3_server.py), one for the session."""
+    from s3_server import s3_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """The session's S3 server in this test's environment (as s3fs reads it), and a new empty bucket."""
+    import fsspec
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    fsspec.get_filesystem_class("s3").clear_instance_cache()  # filesystems made with other variables
+    s3_server.bucket = s3_server.new_bucket()
+    yield s3_server
+    fsspec.get_filesystem_class("s3").clear_instance_cache()
