@@ -9,11 +9,14 @@ from omegaconf import OmegaConf
 
 from electra_lit.runs.naming import run_name
 from electra_lit.runs.sweep import sweep_group
+from electra_lit.storage import local_dir
 
 
 def register_resolvers() -> None:
-    """``${run_name:...}`` (conf/common.yaml's run_dir) and ``${wandb_sweep_group:}`` (conf/logger/wandb.yaml)."""
+    """``${run_name:...}`` (conf/common.yaml's run_dir), ``${local_dir:...}`` (local_run_dir) and
+    ``${wandb_sweep_group:}`` (conf/logger/wandb.yaml)."""
     OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("local_dir", local_dir, replace=True)
     OmegaConf.register_new_resolver("wandb_sweep_group", sweep_group, use_cache=True, replace=True)
 
 

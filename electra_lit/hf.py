@@ -17,9 +17,11 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
+from electra_lit import storage
 from electra_lit.data.tokenizer import load_tokenizer, save_tokenizer
 from electra_lit.errors import ConfigError
 from electra_lit.models import Discriminator, Encoder, EncoderConfig, GDESWordEmbedding, MaskedLM
+from electra_lit.storage import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -375,15 +377,23 @@ def _remove_export(out_dir: Path) -> None:
             target.unlink()
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False, cache_dir: str = DEFAULT_CACHE_DIR
+) -> list[Path] | list[str]:
     """What ``electra-export`` does: a pretraining checkpoint's models, with its tokenizer, as
     transformers directories (:func:`export_pretrained`).
 
     ``out_dir`` must be new or empty; with ``overwrite`` its :data:`EXPORT_FOLDERS` are replaced
     (once the checkpoint has been read) and anything else in it is left alone. A missing, unreadable
-    or fine-tuning checkpoint, or an out_dir that cannot be written, is a one-line ConfigError."""
+    or fine-tuning checkpoint, or an out_dir that cannot be written, is a one-line ConfigError.
+    Either may be a URL (electra_lit.storage): the checkpoint is fetched into ``cache_dir``, and a
+    remote ``out_dir`` gets the folders written locally first, each file put whole."""
+    if storage.is_remote(out_dir):
+        return _export_to_remote(checkpoint, str(out_dir), overwrite, cache_dir)
     out_dir = Path(out_dir).expanduser()
     _check_out_dir(out_dir, overwrite)
+    if storage.is_remote(checkpoint):
+        checkpoint = storage.fetch(str(checkpoint), cache_dir, "checkpoint")
     path = _read_pretraining_checkpoint(checkpoint)
     from electra_lit.lit.modules.pretrain import ElectraPretrainModule
 
@@ -403,3 +413,23 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, overwrite: bo
     if overwrite:
         _remove_export(out_dir)
     return export_pretrained(module.generator, module.main_model, tokenizer, out_dir)
+
+
+def _export_to_remote(checkpoint: str | Path, url: str, overwrite: bool, cache_dir: str) -> list[str]:
+    """:func:`export_checkpoint` into a remote ``url``: written to a local folder, then put."""
+    import tempfile
+
+    storage.check_url(url, "out_dir", must_exist=False)
+    present = {name.split("/", 1)[0] for name in storage.list_files(url)}
+    if present and not overwrite:
+        raise ConfigError(
+            f"out_dir {url} is not empty; give a new or empty folder, or --overwrite to replace its "
+            f"{'/, '.join(EXPORT_FOLDERS)}/"
+        )
+    with tempfile.TemporaryDirectory(prefix="electra-export-") as local:
+        written = export_checkpoint(checkpoint, local, cache_dir=cache_dir)
+        fs, path = storage.filesystem(url, "out_dir")
+        for name in present & set(EXPORT_FOLDERS):  # --overwrite: what an earlier export wrote there
+            fs.rm(storage.join(path, name), recursive=True)
+        storage.upload_tree(local, url)
+        return [storage.join(url, Path(folder).name) for folder in written]

@@ -9,9 +9,11 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from electra_lit import storage
 from electra_lit.data.tokenizer import load_tokenizer, load_wordpiece
 from electra_lit.errors import ConfigError
 from electra_lit.models import Encoder, EncoderConfig
+from electra_lit.storage import DEFAULT_CACHE_DIR
 
 
 @dataclass
@@ -38,9 +40,10 @@ def _from_checkpoint(path: Path) -> PretrainedEncoder:
     return PretrainedEncoder(encoder, Tokenizer.from_str(tokenizer_json) if tokenizer_json else None)
 
 
-def check_init_from(init_from: str) -> Path:
-    """``init_from`` as a path: an electra-pretrain .ckpt file or a transformers folder (config.json)."""
-    path = Path(init_from).expanduser()
+def check_init_from(init_from: str, cache_dir: str = DEFAULT_CACHE_DIR) -> Path:
+    """``init_from`` as a local path: an electra-pretrain .ckpt file or a transformers folder
+    (config.json); a URL is fetched into ``cache_dir`` first."""
+    path = storage.fetch(init_from, cache_dir, "init_from")
     if not path.is_file() and not (path / "config.json").is_file():
         raise ConfigError(
             f"init_from={init_from}: not an electra-pretrain .ckpt file nor a transformers folder (no config.json)"
@@ -48,10 +51,12 @@ def check_init_from(init_from: str) -> Path:
     return path
 
 
-def load_pretrained_encoder(init_from: str, tokenizer_vocab: str | None = None) -> PretrainedEncoder:
-    """The encoder and tokenizer of ``init_from``; ``tokenizer_vocab`` (a vocab.txt) replaces the
-    tokenizer, and must have the encoder's vocabulary size."""
-    path = check_init_from(init_from)
+def load_pretrained_encoder(
+    init_from: str, tokenizer_vocab: str | None = None, cache_dir: str = DEFAULT_CACHE_DIR
+) -> PretrainedEncoder:
+    """The encoder and tokenizer of ``init_from`` (a URL is fetched into ``cache_dir``);
+    ``tokenizer_vocab`` (a vocab.txt) replaces the tokenizer, and must have the encoder's vocabulary size."""
+    path = check_init_from(init_from, cache_dir)
     if path.is_file():
         loaded = _from_checkpoint(path)
     else:

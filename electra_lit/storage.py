@@ -30,7 +30,11 @@ from fsspec.core import split_protocol, url_to_fs
 from electra_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
+# botocore's INFO lines ("Found credentials in environment variables.") would reach every job log
+for _name in ("botocore", "aiobotocore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
+DEFAULT_CACHE_DIR = "~/.cache/electra_lit"  # cache_dir's default (CommonConfig), for library callers too
 LOCAL_PROTOCOLS = (None, "file", "local")
 CHECK_TIMEOUT_S = 20.0  # a storage check that has not answered by then reports the endpoint as unreachable
 INSTALL_HINTS = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
@@ -145,7 +149,9 @@ def check_url(url: str, key: str, *, must_exist: bool, timeout: float = CHECK_TI
             "create it or correct the URL"
         ) from None
     except TimeoutError as err:
-        raise ConfigError(f"{key}={url}: cannot reach the endpoint ({err}); check the network and the endpoint setting") from None
+        raise ConfigError(
+            f"{key}={url}: cannot reach the endpoint ({err}); check the network and the endpoint setting"
+        ) from None
     except Exception as err:
         raise ConfigError(f"{key}={url}: {_cause(err)}") from None
     if must_exist and not exists:
@@ -202,7 +208,9 @@ def list_files(url: str) -> dict[str, dict[str, Any]]:
 
 def fingerprint(info: dict[str, Any]) -> str:
     """What tells one version of a remote file from another: its ETag (or generation) and size."""
-    tag = info.get("ETag") or info.get("etag") or info.get("generation") or info.get("mtime") or info.get("LastModified")
+    tag = (
+        info.get("ETag") or info.get("etag") or info.get("generation") or info.get("mtime") or info.get("LastModified")
+    )
     return f"{tag}:{info.get('size')}"
 
 
@@ -217,20 +225,34 @@ def fetch(path: str, cache_dir: str | os.PathLike, key: str = "path") -> Path:
     dest = mirror_dir(path, cache_dir)
     if fs.isdir(remote):
         for relative, info in list_files(path).items():
-            _fetch_file(join(path, relative), info, dest / relative)
+            fetch_file(join(path, relative), info, dest / relative)
         return dest
-    _fetch_file(path, fs.info(remote), dest)
+    fetch_file(path, fs.info(remote), dest)
     return dest
 
 
-def _fetch_file(url: str, info: dict[str, Any], dest: Path) -> None:
+def fetch_file(url: str, info: dict[str, Any], dest: Path) -> None:
+    """Download the remote file ``url`` (whose listing info is ``info``) to ``dest``, unless ``dest``
+    is still the copy of that version: a stamp beside it records the remote version and the local
+    file's own state, so a local file changed since (a log appended to) is fetched again."""
     stamp = dest.with_name(f".{dest.name}.source")
-    wanted = hashlib.sha1(fingerprint(info).encode()).hexdigest()
-    if dest.is_file() and stamp.is_file() and stamp.read_text() == wanted:
+    version = hashlib.sha1(fingerprint(info).encode()).hexdigest()
+    if dest.is_file() and stamp.is_file() and stamp.read_text() == _stamp(version, dest):
         return
     log.info("Fetching %s", url)
     download(url, dest)
-    stamp.write_text(wanted)
+    stamp.write_text(_stamp(version, dest))
+
+
+def _stamp(version: str, path: Path) -> str:
+    stat = path.stat()
+    return f"{version} {stat.st_mtime_ns} {stat.st_size}"
+
+
+def copy(src: str, dst: str) -> None:
+    """Copy the remote file ``src`` to ``dst`` within their store (no download)."""
+    fs, source = filesystem(src)
+    fs.copy(source, filesystem(dst)[1])
 
 
 def remove_local(path: Path) -> None:

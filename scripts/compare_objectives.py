@@ -13,7 +13,7 @@ The budget, the same for every objective:
 - ``--minutes M``: ``trainer.max_time`` of M minutes of wall clock. The LR schedule still ends at
   ``trainer.max_steps``, and runs sharing the machine (``--jobs``) share its cores;
 - neither: the FLOPs that ``objective=electra`` spends in its own ``trainer.max_steps`` (the
-  quickstart's 400 steps, unless an OVERRIDE changes them). That run goes first, and its total
+  quickstart's 1000 steps, unless an OVERRIDE changes them). That run goes first, and its total
   (``perf/flops_total``) becomes ``budget.flops`` of the others.
 
 Each objective is pretrained by ``python -m electra_lit.cli.pretrain`` in ``--out/pretrain/<objective>``

@@ -93,6 +93,37 @@ SETTINGS: dict[str, list[str]] = {
         "optimizer.lr=2e-3",
         "lr_schedule.warmup_steps=200",
     ],
+    "stopgrad_seq_64_batch_16_steps_3000": [
+        "model.generator_embedding_grad=false",
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=3000",
+        "trainer.val_check_interval=500",
+    ],
+    "temperature_1.5_seq_64_batch_16_steps_3000": [
+        "objective.temperature=1.5",
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=3000",
+        "trainer.val_check_interval=500",
+    ],
+    # quickstart candidates: about 3 minutes of CPU
+    "temperature_1.5_seq_64_batch_16_steps_1000_generator_lr_2x": [
+        "objective.temperature=1.5",
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=1000",
+        "trainer.val_check_interval=250",
+        "optimizer.generator_lr_scale=2.0",
+    ],
+    "temperature_1.5_seq_64_batch_16_steps_1000_lr_7e-4": [
+        "objective.temperature=1.5",
+        "data.max_seq_length=64",
+        "global_batch_size=16",
+        "trainer.max_steps=1000",
+        "trainer.val_check_interval=250",
+        "optimizer.lr=7e-4",
+    ],
 }
 COLUMNS = ("val/disc_auc", "val/disc_gain", "val/gen_acc")
 

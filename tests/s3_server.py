@@ -41,9 +41,9 @@ class S3Server:
         import s3fs
 
         name = f"test-{uuid.uuid4().hex[:12]}"
-        s3fs.S3FileSystem(
-            key=self.key, secret=self.secret, endpoint_url=self.endpoint, skip_instance_cache=True
-        ).mkdir(name)
+        s3fs.S3FileSystem(key=self.key, secret=self.secret, endpoint_url=self.endpoint, skip_instance_cache=True).mkdir(
+            name
+        )
         return f"s3://{name}"
 
 

@@ -118,15 +118,15 @@ def test_each_rule_is_checked_once_where_its_keys_live(compose_pretrain):
     with pytest.raises(ConfigError, match=r"^model.discriminator.hidden_size=128 is not divisible by num_heads=3$"):
         validate_config(compose_pretrain("model.discriminator.num_heads=3"))
     with pytest.raises(
-        ConfigError, match=r"^masking.max_predictions=200 must be null or in \[1, data.max_seq_length=128\]$"
+        ConfigError, match=r"^masking.max_predictions=200 must be null or in \[1, data.max_seq_length=64\]$"
     ):
-        validate_config(compose_pretrain("masking.max_predictions=200"))
+        validate_config(compose_pretrain("masking.max_predictions=200"))  # the tiny recipe's 64 tokens
     with pytest.raises(ConfigError, match=r"^float32_matmul_precision=low is not one of: highest, high, medium$"):
         validate_config(compose_pretrain("float32_matmul_precision=low"))
     with pytest.raises(
         ConfigError,
         match=r"^batch_tokens=131072 was replaced by global_batch_size \(sequences per "
-        r"optimizer step\): use global_batch_size=1024$",
+        r"optimizer step\): use global_batch_size=2048$",  # of the tiny recipe's 64-token sequences
     ):
         validate_config(compose_pretrain("batch_tokens=131072"))
     with pytest.raises(ConfigError, match=r"^lr_schedule.warmup_steps=-1 must be a non-negative integer$"):

@@ -98,7 +98,11 @@ def test_the_config_tree_shows_each_setting_once(compose_pretrain, tmp_path):
     assert text.count("_target_: electra_lit.data.TextCorpus") == 1  # data.corpus, not the tokenizer's copy
     assert "corpus: ${data.corpus}" in text  # the tokenizer's: a reference to it
     assert text.count(str(tmp_path / "run")) == 1  # run_dir; the trainer, logger and checkpoints refer to it
-    assert "default_root_dir: ${run_dir}" in text and "seed: ${seed}" in text
+    assert (
+        "default_root_dir: ${local_run_dir}" in text
+        and "local_run_dir" not in text.split("\n", 2)[1]
+        and "seed: ${seed}" in text
+    )
 
 
 class BarWatcher(L.Callback):
@@ -128,7 +132,11 @@ def test_the_bar_keeps_one_clock_over_epochs_shows_tokens_per_s_at_once_and_fits
     watcher = BarWatcher()
     make_trainer = pretrain.make_trainer
     monkeypatch.setattr(
-        pretrain, "make_trainer", lambda cfg, run, callbacks=(): make_trainer(cfg, run, callbacks=[*callbacks, watcher])
+        pretrain,
+        "make_trainer",
+        lambda cfg, run, callbacks=(), remote=None: make_trainer(
+            cfg, run, callbacks=[*callbacks, watcher], remote=remote
+        ),
     )
     monkeypatch.setenv("COLUMNS", "120")
     pretrain.train(

@@ -56,16 +56,23 @@ def test_a_model_on_the_command_line_wins_over_the_recipes(compose_pretrain):
     assert compose_pretrain("recipe=electra_small", "tokenizer=wordpiece").tokenizer.vocab_size == 8192
 
 
-def test_the_default_run_is_the_tiny_recipe_as_before(compose_pretrain):
+def test_the_default_run_is_the_tiny_recipe(compose_pretrain):
     cfg = compose_pretrain()
     sizes = dict(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512, embedding_size=128, dropout=0.0)
     assert {key: cfg.model.discriminator[key] for key in sizes} == sizes
     assert cfg.model.generator_fraction == 0.25
     assert (cfg.tokenizer._target_, cfg.tokenizer.vocab_size) == ("electra_lit.data.train_wordpiece", 8192)
     assert (cfg.optimizer.lr, cfg.lr_schedule.warmup_steps, cfg.masking.mask_prob) == (5e-4, 100, 0.15)
-    assert (cfg.trainer.max_steps, cfg.trainer.val_check_interval, cfg.data.max_seq_length) == (400, 100, 128)
-    planned = with_batch_plan(cfg)  # one CPU process: 32 sequences per step, as data.batch_size=32 was
-    assert (planned.global_batch_size, planned.data.batch_size, planned.trainer.accumulate_grad_batches) == (32, 32, 1)
+    assert (cfg.trainer.max_steps, cfg.trainer.val_check_interval, cfg.data.max_seq_length) == (1000, 250, 64)
+    # replacements sampled at temperature 1.5 (objective=electra_tiny, docs/small_scale.md); the paper's otherwise
+    assert (cfg.objective._target_, cfg.objective.temperature) == ("electra_lit.objectives.ReplacedTokenDetection", 1.5)
+    assert compose_pretrain("objective=electra").objective.temperature == 1.0
+    assert compose_pretrain("recipe=electra_small").objective.temperature == 1.0
+    assert "temperature" not in compose_pretrain("objective=mlm").objective
+    long = compose_pretrain("recipe=tiny_long")
+    assert (long.trainer.max_steps, long.objective.temperature, long.global_batch_size) == (3000, 1.5, 16)
+    planned = with_batch_plan(cfg)  # one CPU process: 16 sequences per step
+    assert (planned.global_batch_size, planned.data.batch_size, planned.trainer.accumulate_grad_batches) == (16, 16, 1)
 
 
 # ------------------------------------------------------------------ the plan

@@ -41,7 +41,9 @@ def test_fetch_caches_a_remote_folder_and_refreshes_what_changed(s3, tmp_path):
 
 
 def test_a_missing_bucket_is_one_line(s3):
-    with pytest.raises(ConfigError, match=r"^data.shards=s3://no-such-bucket/x: the bucket no-such-bucket does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"^data.shards=s3://no-such-bucket/x: the bucket no-such-bucket does not exist"
+    ):
         storage.check_url("s3://no-such-bucket/x", "data.shards", must_exist=True)
 
 

@@ -110,7 +110,7 @@ def test_optuna_search_config():
     space, fixed = search_space(sweeper.params, ["hparams_search=electra_optuna", "recipe=tiny"])
     assert space == {  # only keys that leave val/loss comparable; the warmup up to the run's length
         "optimizer.lr": FloatDistribution(1e-4, 2e-3, log=True),
-        "lr_schedule.warmup_steps": IntDistribution(1, 400, log=True),
+        "lr_schedule.warmup_steps": IntDistribution(1, 1000, log=True),
     }
     assert fixed == ["hparams_search=electra_optuna", "recipe=tiny"]
 

@@ -19,6 +19,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from electra_lit import storage
 from electra_lit.errors import ConfigError, one_line, one_line_errors
 from electra_lit.runs.cleanup import removed_if_failed
 from electra_lit.runs.naming import keys_not_in_run_names
@@ -88,7 +89,9 @@ def check_run_dir(overrides: Sequence[str]) -> None:
     for override in parse_overrides(overrides):
         if override.key_or_group == "run_dir" and not override.is_sweep_override():
             value = override.value()
-            if isinstance(value, str):
+            if isinstance(value, str) and storage.is_remote(value):
+                storage.check_url(value, "run_dir", must_exist=False)  # the bucket, credentials, endpoint
+            elif isinstance(value, str):
                 RunDir(value).check_usable()
 
 

@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="electra-export", description=__doc__.splitlines()[0])
     parser.add_argument(
         "checkpoint",
-        help=f"a .ckpt written by electra-pretrain, e.g. {RunDir('runs/pretrain/default').last_checkpoint}",
+        help=f"a .ckpt written by electra-pretrain, e.g. {RunDir('runs/pretrain/default').last_checkpoint}, or its URL",
     )
     parser.add_argument(
-        "out_dir", help="where to write discriminator/ (or masked_lm/) and generator/: a new or empty folder"
+        "out_dir",
+        help="where to write discriminator/ (or masked_lm/) and generator/: a new or empty folder, or a URL (s3://...)",
     )
     parser.add_argument(
         "--overwrite",

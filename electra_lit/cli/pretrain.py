@@ -5,7 +5,7 @@ A re-run of the same command resumes its run folder; with ``-m`` each job return
 
 ``model=`` used to bring its paper recipe (lr, steps, batch, tokenizer); it now picks sizes only and
 ``recipe=`` the training recipe. An old command such as ``electra-pretrain model=small`` would
-otherwise train ELECTRA-Small's sizes with the tiny recipe's 400 steps without a word, so it is
+otherwise train ELECTRA-Small's sizes with the tiny recipe's 1000 small steps without a word, so it is
 refused here, before Hydra composes anything, with the recipe to add. Library callers composing
 ``model=...`` themselves are not concerned: only this console script reads its command line."""
 

@@ -28,6 +28,7 @@ from electra_lit.lit.callbacks.budget import BudgetConfig
 from electra_lit.lit.compile import CompileConfig
 from electra_lit.models.electra import ModelConfig
 from electra_lit.optim import FinetuneOptimizerConfig, LRScheduleConfig, OptimizerConfig, check_total_steps
+from electra_lit.storage import DEFAULT_CACHE_DIR
 
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
@@ -39,7 +40,10 @@ class CommonConfig:
     seed: int = 1234  # seeds initialisation, data order, masks and sampling (every rank, every worker)
     print_config: bool = True  # print the resolved config as a tree when a run starts
     run_dir: str = "runs/${hydra:job.config_name}/${run_name:${hydra:job.override_dirname}}"  # everything of a run lives here; named after the overrides, so re-running a command resumes it
-    cache_dir: str = "~/.cache/electra_lit"  # trained tokenizers are cached here, keyed by corpus contents and settings
+    cache_dir: str = DEFAULT_CACHE_DIR  # trained tokenizers are cached here, keyed by corpus contents and settings
+    # where the run writes on this machine: run_dir itself, or for a URL run_dir (s3://, gs://) its mirror under
+    # cache_dir/remote/, put to run_dir at each checkpoint (electra_lit.runs.remote); derived, leave it as it is
+    local_run_dir: str = "${local_dir:${run_dir},${cache_dir}}"
     # fp32 matmuls: highest = full fp32; high = TF32 on Ampere+ GPUs (faster, ~1e-3 relative error)
     float32_matmul_precision: str = "high"
     # a run's lock (run_dir/run.lock) untouched this long is taken over by a new run (another host's dead run)

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING
 from hydra.utils import instantiate
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from electra_lit import storage
 from electra_lit.data.pretraining.corpus import Corpus
 from electra_lit.errors import ConfigError
+from electra_lit.storage import DEFAULT_CACHE_DIR
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -79,10 +81,11 @@ def load_wordpiece(vocab_file: str | None = None, lowercase: bool = True) -> Tok
     return tokenizer
 
 
-def load_tokenizer(path: str) -> Tokenizer:
+def load_tokenizer(path: str, cache_dir: str = DEFAULT_CACHE_DIR) -> Tokenizer:
     """A saved tokenizer: a ``tokenizer.json``, a ``vocab.txt``, or a folder holding either (as
-    ``electra-tokenizer``, ``electra-export`` and Hugging Face's ``save_pretrained`` write them)."""
-    path_ = Path(path).expanduser()
+    ``electra-tokenizer``, ``electra-export`` and Hugging Face's ``save_pretrained`` write them);
+    at a URL (the tokenizer/ of shards on object storage), copied into ``cache_dir`` first."""
+    path_ = storage.fetch(path, cache_dir, "tokenizer.path")
     if path_.is_dir():
         json_file, vocab_file, folder = path_ / "tokenizer.json", path_ / "vocab.txt", path_
     elif path_.suffix == ".json":

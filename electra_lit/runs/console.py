@@ -26,6 +26,8 @@ def config_tree(cfg: DictConfig) -> Tree:
     keys = [k for k in FIRST if k in cfg] + [k for k in cfg if k not in FIRST]
     for key in keys:
         value = OmegaConf.select(cfg, key)
+        if key == "local_run_dir" and value == cfg.get("run_dir"):
+            continue  # derived: worth showing only as a URL run_dir's local mirror
         if isinstance(value, DictConfig):
             shown = OmegaConf.create(shown_once(value))
             yaml = OmegaConf.to_yaml(shown, resolve=False).rstrip() or "{}"

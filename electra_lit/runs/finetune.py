@@ -13,15 +13,18 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
+import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from electra_lit import storage
 from electra_lit.data.tasks.datamodule import TaskDataModule
 from electra_lit.data.tasks.glue import Task, split_file
 from electra_lit.errors import ConfigError
 from electra_lit.lit.modules.classifier import ElectraClassifierModule
 from electra_lit.pretrained import check_init_from, load_pretrained_encoder
+from electra_lit.runs.remote import open_remote
 from electra_lit.runs.run_dir import RunDir
 from electra_lit.runs.setup import begin_run, make_trainer
 
@@ -74,7 +77,8 @@ def check_inputs(cfg: DictConfig) -> None:
             "init_from is required: an electra-pretrain .ckpt (e.g. "
             f"{RunDir('runs/pretrain/default').last_checkpoint}) or a transformers folder"
         )
-    check_init_from(cfg.init_from)
+    check_init_from(cfg.init_from, cfg.cache_dir)
+    storage.check_url(cfg.run_dir, "run_dir", must_exist=False)
     task = Task.from_config(OmegaConf.to_container(cfg.task, resolve=True))
     data_dir, files = task_sources(cfg)
     for split in [task.train, *(s.name for s in task.validation)]:
@@ -84,9 +88,10 @@ def check_inputs(cfg: DictConfig) -> None:
 def finetune(cfg: DictConfig) -> dict:
     """Fine-tune as ``cfg`` says; returns what results.json holds."""
     check_inputs(cfg)
+    remote = open_remote(cfg)  # a URL run_dir: its lock, and its files in the local mirror
     run = begin_run(cfg)
     task = Task.from_config(OmegaConf.to_container(cfg.task, resolve=True))
-    pretrained = load_pretrained_encoder(cfg.init_from, cfg.tokenizer_vocab)
+    pretrained = load_pretrained_encoder(cfg.init_from, cfg.tokenizer_vocab, cfg.cache_dir)
     if cfg.max_seq_length > pretrained.encoder.config.max_position_embeddings:
         raise ConfigError(
             f"max_seq_length={cfg.max_seq_length} is above the encoder's "
@@ -125,7 +130,24 @@ def finetune(cfg: DictConfig) -> dict:
         save_top_k=1,
         enable_version_counter=False,
     )
-    trainer = make_trainer(cfg, run, callbacks=[best])
+    trainer = make_trainer(cfg, run, callbacks=[best], remote=remote)
+    try:
+        return _fit_and_report(cfg, trainer, module, datamodule, task, best, run)
+    finally:
+        if remote is not None and trainer.is_global_zero:
+            remote.push(final=True)
+
+
+def _fit_and_report(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: ElectraClassifierModule,
+    datamodule: TaskDataModule,
+    task: Task,
+    best: ModelCheckpoint,
+    run: RunDir,
+) -> dict:
+    """Train, then write results.json (and GLUE predictions) from the best epoch."""
     trainer.fit(module, datamodule=datamodule)
 
     best_epoch = max(module.history, key=lambda epoch: epoch[task.metric])

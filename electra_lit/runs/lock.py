@@ -57,6 +57,7 @@ class RunLock:
         if stale_minutes <= 0:
             raise ConfigError(f"run_lock_stale_minutes={stale_minutes} must be > 0")
         self.path = Path(path)
+        self.folder = str(self.path.parent)  # named in messages
         self.stale_minutes = stale_minutes
         self.owner = {
             "host": socket.gethostname(),
@@ -67,7 +68,7 @@ class RunLock:
         self._stop = threading.Event()
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         if not self._create():
             self._take_over(self._holder())
         atexit.register(self.release)
@@ -89,23 +90,35 @@ class RunLock:
         reason = self._stale(holder) if holder else "unreadable"
         if reason is None:
             raise ConfigError(
-                f"{self.path.parent} is in use by another run (host {holder.get('host')}, pid "
+                f"{self.folder} is in use by another run (host {holder.get('host')}, pid "
                 f"{holder.get('pid')}, started {holder.get('started')}); wait for it, stop it, or give "
                 f"this run another run_dir (if that run is dead, remove {self.path})"
             )
         log.warning("Taking over %s from host %s pid %s: %s", self.path, holder.get("host"), holder.get("pid"), reason)
         self._write()
         if not self._mine(self._holder()):  # another run took it over at the same moment
-            raise ConfigError(f"{self.path.parent} was just taken by another run; give this run another run_dir")
+            raise ConfigError(f"{self.folder} was just taken by another run; give this run another run_dir")
 
     def release(self) -> None:
-        """Remove the lock if it is still this process's."""
+        """Remove the lock if it is still this process's (once: later calls, at exit, do nothing)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         holder = self._read()
         if holder is not None and self._mine(holder):
-            self.path.unlink(missing_ok=True)
+            self._remove()
 
-    # ------------------------------------------------------------ internals
+    # ------------------------------------------------------------ internals: the lock file
+    # (a subclass keeps the lock elsewhere: electra_lit.runs.remote.RemoteRunLock on object storage)
+    def _prepare(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _touch(self) -> None:
+        os.utime(self.path)
+
     def _create(self) -> bool:
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -152,6 +165,6 @@ class RunLock:
             if holder is None or not self._mine(holder):
                 return
             try:
-                os.utime(self.path)
+                self._touch()
             except OSError:
                 return

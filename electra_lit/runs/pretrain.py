@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tokenizers import Tokenizer
 
+from electra_lit import storage
 from electra_lit.config.schema import validate_config
 from electra_lit.data.pretraining.shards import shard_folders
 from electra_lit.data.tokenizer import save_tokenizer
@@ -22,7 +23,8 @@ from electra_lit.lit.callbacks.budget import FlopsBudget
 from electra_lit.lit.modules.pretrain import ElectraPretrainModule
 from electra_lit.runs.batch import configured_world_size, plan_from_config
 from electra_lit.runs.console import print_and_log
-from electra_lit.runs.resume import check_ckpt_path, check_fits, resume_checkpoint
+from electra_lit.runs.remote import open_remote
+from electra_lit.runs.resume import check_ckpt_path, check_fits, resume_checkpoint, runs_own_tokenizer
 from electra_lit.runs.run_dir import RunDir
 from electra_lit.runs.setup import begin_run, make_trainer
 from electra_lit.runs.summary import summary_lines
@@ -116,18 +118,21 @@ def check_inputs(cfg: DictConfig) -> None:
     if cfg.data.get("shards") is not None:
         shard_folders(cfg.data.shards)
     if cfg.ckpt_path:
-        check_ckpt_path(cfg.ckpt_path)
+        check_ckpt_path(cfg.ckpt_path, cfg.cache_dir)
+    storage.check_url(cfg.run_dir, "run_dir", must_exist=False)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Pretrain as ``cfg`` says; returns the final metrics (``train/loss``, ``val/disc_acc``, ...)."""
     validate_config(cfg)  # data.batch_size and the rest, before the plan does arithmetic with them
     requested, cfg = cfg, with_intervals_for_length(with_batch_plan(cfg))
+    remote = open_remote(cfg)  # a URL run_dir: its lock, and its files in the local mirror
     ckpt_path, checkpoint = resume_checkpoint(cfg)
     run = begin_run(cfg)
 
     tokenizer = instantiate(cfg.tokenizer)
     if ckpt_path:
+        tokenizer = runs_own_tokenizer(checkpoint, ckpt_path, cfg, tokenizer)
         check_fits(checkpoint, ckpt_path, cfg, tokenizer)
         del checkpoint
     datamodule = build_datamodule(cfg, tokenizer)
@@ -137,23 +142,33 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from electra_lit.hf import load_pretrained
 
         init_from = cfg.init_from if isinstance(cfg.init_from, str) else OmegaConf.to_container(cfg.init_from)
+        if isinstance(init_from, str):
+            init_from = str(storage.fetch(init_from, cfg.cache_dir, "init_from"))
+        else:
+            init_from = {k: str(storage.fetch(v, cfg.cache_dir, f"init_from.{k}")) for k, v in init_from.items()}
         load_pretrained(module.generator, module.main_model, init_from, tokenizer)
 
     budget = cfg.budget.flops if "budget" in cfg else None
-    trainer = make_trainer(cfg, run, callbacks=[FlopsBudget(budget)] if budget else [])
+    trainer = make_trainer(cfg, run, callbacks=[FlopsBudget(budget)] if budget else [], remote=remote)
     apply_batch_plan(trainer, datamodule, requested)
     if trainer.is_global_zero:
         save_tokenizer(tokenizer, run.tokenizer)
 
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    if ckpt_path and not run.last_checkpoint.exists():
-        # a branch (ckpt_path=... run_dir=NEW) that trained nothing, its checkpoint being at
-        # max_steps already: NEW still gets its starting point, so a longer re-run continues from it
-        trainer.save_checkpoint(run.last_checkpoint)
-    if trainer.is_global_zero:
-        print_and_log("\n".join(summary_lines(trainer, run.root)))  # on the console and in train.log
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if ckpt_path and not run.last_checkpoint.exists():
+            # a branch (ckpt_path=... run_dir=NEW) that trained nothing, its checkpoint being at
+            # max_steps already: NEW still gets its starting point, so a longer re-run continues from it
+            trainer.save_checkpoint(run.last_checkpoint)
+        if trainer.is_global_zero:
+            print_and_log(
+                "\n".join(summary_lines(trainer, run.root, remote and remote.url))
+            )  # on the console and in train.log
+    finally:
+        if remote is not None and trainer.is_global_zero:
+            remote.push(final=True)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
@@ -170,4 +185,4 @@ def last_logged(run: RunDir, metric: str) -> float | None:
 def sweep_objective(cfg: DictConfig) -> float | None:
     """Pretrain, and return what a Hydra sweeper optimises: the final ``val/loss``."""
     metrics = train(cfg)
-    return metrics.get("val/loss", last_logged(RunDir(cfg.run_dir), "val/loss"))
+    return metrics.get("val/loss", last_logged(RunDir(cfg.local_run_dir), "val/loss"))

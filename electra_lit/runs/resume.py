@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tokenizers import Tokenizer
 
+from electra_lit import storage
 from electra_lit.errors import ConfigError
 from electra_lit.runs.run_dir import RunDir
 
@@ -40,9 +41,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_ckpt_path(ckpt_path: str) -> Path:
-    """``ckpt_path`` as a path that exists: a .ckpt file (or a DeepSpeed checkpoint folder)."""
-    path = Path(ckpt_path).expanduser()
+def check_ckpt_path(ckpt_path: str, cache_dir: str) -> Path:
+    """``ckpt_path`` as a local path that exists: a .ckpt file (or a DeepSpeed checkpoint folder);
+    a URL is fetched into ``cache_dir`` first."""
+    path = storage.fetch(ckpt_path, cache_dir, "ckpt_path")
     if not path.exists():
         raise ConfigError(
             f"ckpt_path={ckpt_path}: no such file; give an existing .ckpt, or ckpt_path=null to start a new run"
@@ -69,6 +71,38 @@ def _with_defaults(saved: Any, configured: DictConfig) -> Any:
         return saved
 
 
+def runs_own_tokenizer(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, configured: Tokenizer) -> Tokenizer:
+    """The tokenizer a resumed run continues with: the one in its checkpoint when the run that wrote
+    it was configured with the same tokenizer settings (its config.yaml), else ``configured``.
+
+    Training a WordPiece vocab is not repeatable: the trainer breaks ties between equally frequent
+    merges differently in each process, so a run resumed on another machine or with another
+    ``cache_dir`` (a remote run folder's new mirror) would train a vocab a few tokens different
+    from the one its weights learned."""
+    saved = checkpoint.get("tokenizer_json")
+    if saved is None or saved == configured.to_str():
+        return configured
+    try:
+        saved_settings = OmegaConf.load(RunDir(path.parent.parent).config).get("tokenizer")
+    except Exception:  # no config.yaml beside the checkpoint: check_fits decides
+        return configured
+    if saved_settings is None or _tokenizer_settings(saved_settings) != _tokenizer_settings(cfg.tokenizer):
+        return configured
+    log.info("Resuming with the tokenizer %s was trained with", path)
+    return Tokenizer.from_str(saved)
+
+
+def _tokenizer_settings(node: DictConfig) -> Any:
+    """What decides a tokenizer's vocab (not where it is cached)."""
+
+    def without_cache(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_cache(v) for k, v in value.items() if k != "cache_dir"}
+        return value
+
+    return without_cache(OmegaConf.to_container(node, resolve=True))
+
+
 def check_fits(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenizer: Tokenizer) -> None:
     """Refuse a checkpoint trained with other model sizes or another tokenizer, naming the difference."""
     hparams = checkpoint.get("hyper_parameters", {})
@@ -87,7 +121,7 @@ def check_fits(checkpoint: dict[str, Any], path: Path, cfg: DictConfig, tokenize
         raise ConfigError(
             f"{path} was trained with another tokenizer (vocab {saved_size}, this config's: "
             f"{tokenizer.get_vocab_size()}); resume with it: tokenizer=pretrained "
-            f"tokenizer.path={RunDir(cfg.run_dir).tokenizer}"
+            f"tokenizer.path={RunDir(cfg.local_run_dir).tokenizer}"
         )
 
 
@@ -98,7 +132,7 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
     The run folder's own newest readable checkpoint comes first, so that a re-run or a requeued job
     never goes back. ``cfg.ckpt_path`` is where a new run folder starts from (a branch off another
     run, or a checkpoint copied from elsewhere): it is used only while ``run_dir`` has no checkpoint."""
-    own, unreadable = _newest_readable(RunDir(cfg.run_dir))
+    own, unreadable = _newest_readable(RunDir(cfg.local_run_dir))
     if own is not None:
         path, checkpoint = own
         if cfg.ckpt_path:
@@ -115,7 +149,7 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
         return path, checkpoint
 
     if cfg.ckpt_path:
-        path = check_ckpt_path(cfg.ckpt_path)
+        path = check_ckpt_path(cfg.ckpt_path, cfg.cache_dir)
         try:
             checkpoint = read_checkpoint(path)
         except UnreadableCheckpoint as err:
@@ -127,7 +161,7 @@ def resume_checkpoint(cfg: DictConfig) -> tuple[Path, dict[str, Any]] | tuple[No
     if unreadable:
         raise ConfigError(
             f"{unreadable[0]} is corrupt or truncated and no older checkpoint is readable; remove "
-            f"{RunDir(cfg.run_dir).checkpoints} to start over, or give ckpt_path=..."
+            f"{RunDir(cfg.local_run_dir).checkpoints} to start over, or give ckpt_path=..."
         )
     return None, None
 

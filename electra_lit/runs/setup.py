@@ -14,9 +14,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from electra_lit.errors import ConfigError
+from electra_lit.lit.callbacks.checkpoint import RunCheckpoint
 from electra_lit.lit.loggers.wandb import log_config
 from electra_lit.runs.console import hide_lightning_tips, print_config_tree
 from electra_lit.runs.lock import RunLock, is_launch_rank_zero
+from electra_lit.runs.remote import RemoteRunFolder
 from electra_lit.runs.run_dir import RunDir
 
 
@@ -61,7 +63,7 @@ def begin_run(cfg: DictConfig) -> RunDir:
     check_trainer_runs_here(cfg.trainer)
     if "compile" in cfg:
         OmegaConf.to_object(cfg.compile).check_runs_on(configured_device(cfg.trainer), _strategy_name(cfg.trainer))
-    run = RunDir(cfg.run_dir)
+    run = RunDir(cfg.local_run_dir)  # run_dir, or the local mirror of a URL run_dir (runs/remote.py)
     run.check_usable()
     if is_launch_rank_zero():
         RunLock(run.lock, cfg.run_lock_stale_minutes).acquire()
@@ -72,14 +74,21 @@ def begin_run(cfg: DictConfig) -> RunDir:
     return run
 
 
-def make_trainer(cfg: DictConfig, run: RunDir, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
+def make_trainer(
+    cfg: DictConfig, run: RunDir, callbacks: Sequence[L.Callback] = (), remote: RemoteRunFolder | None = None
+) -> L.Trainer:
     """The Trainer of ``cfg.trainer`` with the loggers of ``cfg.logger`` and the callbacks of
     ``cfg.callbacks`` (plus ``callbacks``); global rank 0 then saves the resolved config into the
-    run folder and hands it to W&B."""
+    run folder and hands it to W&B. With a ``remote`` run folder, each checkpoint save puts the
+    run folder there."""
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     callbacks = [*(instantiate(c) for c in (cfg.get("callbacks") or {}).values()), *callbacks]
     hide_lightning_tips()
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    if remote is not None:
+        for callback in trainer.callbacks:
+            if isinstance(callback, RunCheckpoint):
+                callback.after_save.append(remote.push)
     if trainer.is_global_zero:
         run.root.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, run.config, resolve=True)

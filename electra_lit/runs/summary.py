@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning as L
 
+from electra_lit import storage
 from electra_lit.lit.callbacks.budget import spent_budget
 from electra_lit.runs.run_dir import RunDir
 
@@ -25,9 +26,11 @@ def override(key: str, value: object) -> str:
     return f'"{argument}"'  # the readable form, for the usual a=1,b=2
 
 
-def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
-    """Final losses, accuracies, the discriminator's AUC and gain (train and val), the checkpoint and metrics paths."""
+def summary_lines(trainer: L.Trainer, run_dir: str | Path, remote: str | None = None) -> list[str]:
+    """Final losses, accuracies, the discriminator's AUC and gain (train and val), the checkpoint and
+    metrics paths: those of ``remote`` (the URL of a remote run folder whose mirror is ``run_dir``) if given."""
     run = RunDir(run_dir)
+    shown = (lambda path: storage.join(remote, path.relative_to(run.root).as_posix())) if remote else str
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     lines = ["", f"Pretraining stopped at step {trainer.global_step} of {trainer.max_steps}."]
     stopped_by = getattr(trainer.checkpoint_callback, "stopped_by", None)
@@ -44,21 +47,23 @@ def summary_lines(trainer: L.Trainer, run_dir: str | Path) -> list[str]:
             line += f"  disc_acc {m['disc_acc']:.3f} (all-original {1 - m['replaced_frac']:.3f})"
         lines.append(line)
     last = run.last_checkpoint
-    lines.append(f"  checkpoint  {last if last.exists() else '(none written)'}")
+    lines.append(f"  checkpoint  {shown(last) if last.exists() else '(none written)'}")
     if run.metrics.exists():
-        lines.append(f"  metrics     {run.metrics}")
+        lines.append(f"  metrics     {shown(run.metrics)}")
     budget = spent_budget(trainer)
     if budget:  # the same command would stop again at once: its budget is the run's length
-        lines.append(f"  longer      {budget} is spent; a larger one with {override('run_dir', run.root)} trains on")
+        lines.append(
+            f"  longer      {budget} is spent; a larger one with {override('run_dir', remote or run.root)} trains on"
+        )
     elif trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
         lines.append(
-            f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', run.root)} trains on to step N"
+            f"  longer      the run is complete; trainer.max_steps=N {override('run_dir', remote or run.root)} trains on to step N"
         )
     else:
         lines.append("  resume      run the same command again: it continues from the checkpoint")
     if last.exists():
         lines.append(
-            f"  export      electra-export {shlex.quote(str(last))} {shlex.quote(str(run.exported))}"
+            f"  export      electra-export {shlex.quote(shown(last))} {shlex.quote(shown(run.exported))}"
             "   (Hugging Face transformers folders)"
         )
     return lines

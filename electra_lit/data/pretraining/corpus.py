@@ -12,6 +12,11 @@ path and a hub name behave the same:
 - :class:`HubCorpus`: a ``datasets`` hub name, config and split, with a text column.
 
 Undecodable bytes in text files are replaced (U+FFFD) and counted, not a crash.
+
+Paths may be URLs (``s3://bucket/books/*.txt``, any fsspec filesystem): they resolve as local paths
+do (a folder's files, a glob's matches, sorted), are fingerprinted by their ETag and size (nothing is
+read), and are copied into ``cache_dir`` (storage.fetch_file, again only when the remote file
+changed) when the corpus is read, then read locally.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
+from electra_lit import storage
 from electra_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -62,33 +69,98 @@ def sentences_of(text: str) -> list[str]:
     return [s for block in _BLANK_LINE.split(text) for s in split_sentences(" ".join(block.split()))]
 
 
-def _resolve_files(paths: str | Sequence[str], suffixes: tuple[str, ...], key: str) -> list[Path]:
+File = Path | str  # a local file, or the URL of a remote one
+
+
+def _resolve_files(
+    paths: str | Sequence[str], suffixes: tuple[str, ...], key: str
+) -> tuple[list[File], dict[str, dict[str, Any]]]:
+    """The files that ``paths`` name, in order: a file, a folder's files with ``suffixes`` (sorted),
+    or a glob's matching files (sorted); local paths as Paths, URLs as URLs. Also the remote
+    files' listing info (size, ETag), by URL."""
     if isinstance(paths, str):
         paths = [paths]
-    files: list[Path] = []
+    files: list[File] = []
+    infos: dict[str, dict[str, Any]] = {}
     for entry in paths:
-        path = Path(entry).expanduser()
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.name.endswith(suffixes))
-            if not found:
-                raise ConfigError(f"{key}: folder '{entry}' holds no {' or '.join(suffixes)} file")
-        elif path.is_file():
-            found = [path]
+        if storage.is_remote(entry):
+            found = _remote_files(str(entry), suffixes, key, infos)
         else:
-            found = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
-            if not found:
-                raise ConfigError(
-                    f"{key}: '{entry}' is no file or folder and matches no file; give existing files, folders or glob patterns"
-                )
+            found = _local_files(entry, suffixes)
+        if found is None:
+            raise ConfigError(f"{key}: folder '{entry}' holds no {' or '.join(suffixes)} file")
+        if not found:
+            raise ConfigError(
+                f"{key}: '{entry}' is no file or folder and matches no file; give existing files, folders or glob patterns"
+            )
         files.extend(found)
-    return files
+    return files, infos
 
 
-def _file_digest(files: Sequence[Path], extra: str) -> str:
+def _local_files(entry: str, suffixes: tuple[str, ...]) -> list[Path] | None:
+    """A local entry's files; None for a folder without any of ``suffixes``."""
+    path = Path(entry).expanduser()
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.name.endswith(suffixes)) or None
+    if path.is_file():
+        return [path]
+    return sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+
+
+def _remote_files(entry: str, suffixes: tuple[str, ...], key: str, infos: dict) -> list[str] | None:
+    """:func:`_local_files` on the store (after storage.check_url: a missing bucket, refused
+    credentials or an unreachable endpoint is one line naming ``key``); each file's listing info
+    goes to ``infos``, for :func:`_file_digest` and the copy."""
+    storage.check_url(entry, key, must_exist=False)
+    fs, path = storage.filesystem(entry, key)
+    fs.invalidate_cache()
+    if fs.isdir(path):
+        listed = [i for i in fs.ls(path, detail=True) if i["type"] == "file" and i["name"].endswith(suffixes)]
+        if not listed:
+            return None
+    elif fs.isfile(path):
+        listed = [fs.info(path)]
+    else:
+        listed = [i for i in fs.glob(path, detail=True).values() if i["type"] == "file"]
+    urls = []
+    for info in sorted(listed, key=lambda i: i["name"]):
+        url = fs.unstrip_protocol(info["name"])
+        infos[url] = info
+        urls.append(url)
+    return urls
+
+
+def _name(file: File) -> str:
+    return PurePosixPath(str(file)).name
+
+
+def _suffix(file: File) -> str:
+    return PurePosixPath(str(file)).suffix
+
+
+def local_copies(files: Sequence[File], infos: dict[str, dict[str, Any]], cache_dir: str) -> list[str]:
+    """``files`` as local paths: remote ones (``infos``: their listing) copied into ``cache_dir``
+    first, once per version."""
+    paths = []
+    for file in files:
+        if isinstance(file, str) and storage.is_remote(file):
+            dest = storage.mirror_dir(file, cache_dir)
+            storage.fetch_file(file, infos[file], dest)
+            file = dest
+        paths.append(str(file))
+    return paths
+
+
+def _file_digest(files: Sequence[File], infos: dict[str, dict[str, Any]], extra: str) -> str:
+    """What tells this corpus from another: local files' names and contents, remote files' names
+    and versions (ETag and size, from their listing: nothing is downloaded)."""
     digest = hashlib.sha256(extra.encode())
-    for path in files:
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
+    for file in files:
+        digest.update(_name(file).encode())
+        if isinstance(file, str) and storage.is_remote(file):
+            digest.update(storage.fingerprint(infos[file]).encode())
+            continue
+        with open(file, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
@@ -101,7 +173,7 @@ class Corpus:
     text_column = "text"
     description = "corpus"
 
-    def dataset(self, files: Sequence[Path] | None = None):
+    def dataset(self, files: Sequence[File] | None = None):
         raise NotImplementedError
 
     def fingerprint(self) -> str:
@@ -144,25 +216,31 @@ class TextCorpus(Corpus):
         document: where a document ends. ``file``: one per file; ``paragraph``: one per
             blank-line separated block; ``chapter``: at each "Chapter N" heading line (text before
             a file's first heading is dropped; a file with no heading is one document).
+        cache_dir: where files at URLs (``s3://...``) are copied before they are read.
     """
 
-    def __init__(self, paths: str | Sequence[str] | None = None, document: str = "chapter"):
+    def __init__(
+        self,
+        paths: str | Sequence[str] | None = None,
+        document: str = "chapter",
+        cache_dir: str = storage.DEFAULT_CACHE_DIR,
+    ):
         if document not in DOCUMENT_MODES:
             raise ConfigError(f"data.corpus.document={document!r} is not one of {', '.join(DOCUMENT_MODES)}")
-        self.document = document
+        self.document, self.cache_dir = document, cache_dir
         if paths is None:
-            self.files = sorted(builtin_corpus_dir().glob("*.txt.gz"))
+            self.files, self.remote_info = sorted(builtin_corpus_dir().glob("*.txt.gz")), {}
             self.description = "the built-in corpus"
         else:
-            self.files = _resolve_files(paths, TEXT_SUFFIXES, "data.corpus.paths")
+            self.files, self.remote_info = _resolve_files(paths, TEXT_SUFFIXES, "data.corpus.paths")
             self.description = f"data.corpus.paths ({len(self.files)} file(s) from {paths})"
 
-    def dataset(self, files: Sequence[Path] | None = None):
+    def dataset(self, files: Sequence[File] | None = None):
         import datasets
 
         return datasets.load_dataset(
             "text",
-            data_files=[str(f) for f in files or self.files],
+            data_files=local_copies(files or self.files, self.remote_info, self.cache_dir),
             split="train",
             streaming=True,
             sample_by="paragraph" if self.document == "paragraph" else "document",
@@ -177,30 +255,33 @@ class TextCorpus(Corpus):
 
     def fingerprint(self) -> str:
         """A digest of the files' contents and the document mode, for caches derived from the corpus."""
-        return _file_digest(self.files, self.document)
+        return _file_digest(self.files, self.remote_info, self.document)
 
 
 class TableCorpus(Corpus):
-    """``.jsonl``/``.json``, ``.csv`` or ``.parquet`` files (one kind), a document per row in ``text_column``."""
+    """``.jsonl``/``.json``, ``.csv`` or ``.parquet`` files (one kind), a document per row in
+    ``text_column``; files at URLs are copied into ``cache_dir`` before they are read."""
 
-    def __init__(self, paths: str | Sequence[str], text_column: str = "text"):
-        self.files = _resolve_files(paths, tuple(TABLE_BUILDERS), "data.corpus.paths")
-        kinds = {TABLE_BUILDERS[f.suffix] for f in self.files if f.suffix in TABLE_BUILDERS}
-        if len(kinds) != 1 or any(f.suffix not in TABLE_BUILDERS for f in self.files):
+    def __init__(
+        self, paths: str | Sequence[str], text_column: str = "text", cache_dir: str = storage.DEFAULT_CACHE_DIR
+    ):
+        self.files, self.remote_info = _resolve_files(paths, tuple(TABLE_BUILDERS), "data.corpus.paths")
+        self.cache_dir = cache_dir
+        kinds = {TABLE_BUILDERS[_suffix(f)] for f in self.files if _suffix(f) in TABLE_BUILDERS}
+        if len(kinds) != 1 or any(_suffix(f) not in TABLE_BUILDERS for f in self.files):
             raise ConfigError(f"data.corpus.paths: give files of one kind, .jsonl/.json, .csv or .parquet; got {paths}")
         self.builder = kinds.pop()
         self.text_column = text_column
         self.description = f"data.corpus.paths ({len(self.files)} {self.builder} file(s) from {paths})"
 
-    def dataset(self, files: Sequence[Path] | None = None):
+    def dataset(self, files: Sequence[File] | None = None):
         import datasets
 
-        return datasets.load_dataset(
-            self.builder, data_files=[str(f) for f in files or self.files], split="train", streaming=True
-        )
+        data_files = local_copies(files or self.files, self.remote_info, self.cache_dir)
+        return datasets.load_dataset(self.builder, data_files=data_files, split="train", streaming=True)
 
     def fingerprint(self) -> str:
-        return _file_digest(self.files, self.text_column)
+        return _file_digest(self.files, self.remote_info, self.text_column)
 
 
 class HubCorpus(Corpus):

@@ -5,7 +5,9 @@
   (:mod:`~electra_lit.data.pretraining.holdout`); no held-out token is trained on;
 - streaming (``streaming=true``): tokenized and packed on the fly, disjoint per rank and worker
   (:class:`StreamingSequences`); the first ``val_documents`` documents are held out;
-- pre-tokenized (``shards=DIR``, from ``electra-prepare-data``): memory-mapped rows.
+- pre-tokenized (``shards=DIR``, from ``electra-prepare-data``): memory-mapped rows; a URL
+  ``DIR`` (s3://, gs://) is read through a bounded local cache with prefetch
+  (electra_lit.data.pretraining.shard_cache).
 
 Loaders are torchdata ``StatefulDataLoader``s: Lightning stores their position in every
 checkpoint, and with key-derived masks a resumed run sees the batches an uninterrupted run sees.
@@ -41,12 +43,13 @@ from electra_lit.data.pretraining.packing import (
     padding_warning,
     truncation_warning,
 )
-from electra_lit.data.pretraining.shards import ShardedSequences, read_meta, tokenizer_digest
+from electra_lit.data.pretraining.shards import DEFAULT_CACHE_GB, ShardedSequences, read_meta, tokenizer_digest
 from electra_lit.data.pretraining.streaming import StreamingSequences, document_hash
 from electra_lit.data.tokenizer import SpecialTokenIds
 from electra_lit.data.workers import worker_init
 from electra_lit.errors import ConfigError
 from electra_lit.ranks import gather_from_ranks, own_part
+from electra_lit.storage import DEFAULT_CACHE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,13 @@ class DataConfig:
     val_documents: int | None = None
     streaming: bool = False  # tokenize and pack on the fly, disjoint per rank and worker (large corpora)
     shuffle_buffer: int = 0  # streaming hub datasets: shuffle rows in a buffer (resume is then approximate)
-    shards: Any = None  # a folder from electra-prepare-data (pre-tokenized, memory-mapped), or several read as one: a list, their parent folder or a glob
+    shards: Any = None  # a folder from electra-prepare-data (pre-tokenized, memory-mapped), or several read as one: a list, their parent folder or a glob; local paths or URLs (s3://, gs://)
+    # data.shards on object storage: local disk (GB) for copies of its shard files under cache_dir, filled in the
+    # background while training; rows of files not copied are read by byte range (0 = read every row from the store)
+    shard_cache_gb: float = DEFAULT_CACHE_GB
     seed: int = II("seed")  # seeds the document split, packing, shuffling and masking; default: the run's seed
+    # the run's cache_dir, where copies of remote shard files go (under remote/); derived, leave it as it is
+    cache_dir: str = II("cache_dir")
 
     def __post_init__(self) -> None:
         if self.max_seq_length < MIN_SEQ_LENGTH:
@@ -95,6 +103,11 @@ class DataConfig:
         for key in ("single_segment_prob", "short_seq_prob"):
             if not 0 <= getattr(self, key) <= 1:
                 raise ConfigError(f"data.{key}={getattr(self, key)} is outside [0, 1]")
+        if self.shard_cache_gb < 0:
+            raise ConfigError(
+                f"data.shard_cache_gb={self.shard_cache_gb} is negative; give the GB of local disk for remote "
+                "shard files, or 0 to read every row from the store"
+            )
 
 
 class SequenceDataset(Dataset):
@@ -108,7 +121,19 @@ class SequenceDataset(Dataset):
         return len(self.sequences)
 
     def __getitem__(self, index: int) -> dict:
-        input_ids, token_type_ids, length = self.sequences.row(index)
+        return self._example(index, *self.sequences.row(index))
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A batch's examples (what the loader asks for): sharded rows are read together, so a
+        remote shard's uncached rows cost one round of concurrent requests, not one per row."""
+        if isinstance(self.sequences, ShardedSequences):
+            rows = self.sequences.rows(indices)
+        else:
+            rows = [self.sequences.row(index) for index in indices]
+        return [self._example(index, *row) for index, row in zip(indices, rows, strict=True)]
+
+    @staticmethod
+    def _example(index: int, input_ids: np.ndarray, token_type_ids: np.ndarray, length: int) -> dict:
         attention_mask = (np.arange(len(input_ids)) < length).astype(np.int8)
         return {
             "key": index,
@@ -164,8 +189,12 @@ class PretrainDataModule(L.LightningDataModule):
         streaming: tokenize and pack on the fly instead of at setup.
         shuffle_buffer: streaming hub datasets: rows shuffled in a buffer of this size.
         shards: a folder written by ``electra-prepare-data`` (then ``corpus`` is unused), or several
-            read as one: a list, their parent folder or a glob (electra_lit.data.pretraining.shards).
+            read as one: a list, their parent folder or a glob (electra_lit.data.pretraining.shards);
+            local paths or URLs.
         seed: seeds the document split, packing, shuffling and masking.
+        shard_cache_gb: remote shards: local disk (GB) for copies of their files
+            (electra_lit.data.pretraining.shard_cache).
+        cache_dir: where remote shard files are copied (under ``remote/``).
     """
 
     def __init__(
@@ -186,6 +215,8 @@ class PretrainDataModule(L.LightningDataModule):
         shuffle_buffer: int = 0,
         shards: str | Sequence[str] | None = None,
         seed: int = 0,
+        shard_cache_gb: float = DEFAULT_CACHE_GB,
+        cache_dir: str = DEFAULT_CACHE_DIR,
     ):
         super().__init__()
         if corpus is None and shards is None:
@@ -215,6 +246,7 @@ class PretrainDataModule(L.LightningDataModule):
         )
         SequenceBuilder(**self.builder_args)  # refuse a bad packing mode or segment split now
         self.streaming, self.shuffle_buffer, self.seed = streaming, shuffle_buffer, seed
+        self.shard_cache_gb, self.cache_dir = shard_cache_gb, cache_dir
         self.train_set: Dataset | None = None
         self.val_set: SequenceDataset | None = None
 
@@ -327,8 +359,9 @@ class PretrainDataModule(L.LightningDataModule):
                 f"data.max_seq_length={self.max_seq_length} but data.shards={self.shards} holds sequences "
                 f"of {meta['max_seq_length']}; set data.max_seq_length={meta['max_seq_length']}"
             )
-        self.train_set = SequenceDataset(ShardedSequences(self.shards, "train"))
-        self.val_set = SequenceDataset(ShardedSequences(self.shards, "validation"))
+        cache = dict(cache_dir=self.cache_dir, cache_gb=self.shard_cache_gb)
+        self.train_set = SequenceDataset(ShardedSequences(self.shards, "train", **cache))
+        self.val_set = SequenceDataset(ShardedSequences(self.shards, "validation", **cache))
         log.info(
             "Data: %d train / %d validation sequences of %d tokens from %s",
             len(self.train_set),

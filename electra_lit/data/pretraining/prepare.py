@@ -3,7 +3,9 @@
 Reads the configured corpus (any ``data`` option) in order, holds out its first
 ``data.val_documents`` documents for validation, packs with the data option's settings and writes
 ``out_dir`` as :mod:`electra_lit.data.pretraining.shards` describes, with a progress bar.
-``meta.json`` is written last: a folder without it is incomplete.
+``meta.json`` is written last: a folder without it is incomplete. An ``out_dir`` URL (s3://, gs://)
+is written in a local staging folder (its mirror under ``cache_dir``) and then put there file by
+file, meta.json last, so no reader takes a half-put folder for finished shards.
 
 It scales out two ways:
 
@@ -48,6 +50,7 @@ from omegaconf import DictConfig
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from electra_lit import storage
 from electra_lit.config.schema import validate_config
 from electra_lit.data.pretraining.corpus import Corpus, sentences_of
 from electra_lit.data.pretraining.datamodule import DEFAULT_STREAMING_VAL_DOCUMENTS, tokenize_documents
@@ -257,9 +260,7 @@ def prepare(cfg: DictConfig) -> dict:
     data = cfg.data
     if data.corpus is None:
         raise ConfigError("electra-prepare-data needs a corpus: data=austen, text, table or hub")
-    out = Path(cfg.out_dir)
-    if (out / "meta.json").exists():
-        raise ConfigError(f"out_dir={out} already holds shards (meta.json); choose another folder or remove it")
+    out = output_folder(str(cfg.out_dir), cfg.cache_dir)
     tokenizer = instantiate(cfg.tokenizer)
     special = SpecialTokenIds.from_tokenizer(tokenizer)
     builder_args = dict(
@@ -325,11 +326,40 @@ def prepare(cfg: DictConfig) -> dict:
         tmp = out / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, out / "meta.json")
-    report(meta, out, seconds)
+    if storage.is_remote(cfg.out_dir):
+        publish(out, str(cfg.out_dir))
+    report(meta, str(cfg.out_dir), seconds)
     return meta
 
 
-def report(meta: dict, out: Path, seconds: float) -> None:
+def output_folder(out_dir: str, cache_dir: str) -> Path:
+    """Where the shards are written: ``out_dir`` itself, or for a URL a staging folder (its mirror
+    under ``cache_dir``, emptied first) that :func:`publish` puts there. Refuses an ``out_dir``
+    that already holds shards, and a URL the store cannot take (storage.check_url, one line)."""
+    if not storage.is_remote(out_dir):
+        out = Path(out_dir)
+        if (out / "meta.json").exists():
+            raise ConfigError(f"out_dir={out} already holds shards (meta.json); choose another folder or remove it")
+        return out
+    storage.check_url(out_dir, "out_dir", must_exist=False)
+    fs, path = storage.filesystem(out_dir, "out_dir")
+    if fs.exists(storage.join(path, "meta.json")):
+        raise ConfigError(f"out_dir={out_dir} already holds shards (meta.json); choose another folder or remove it")
+    staging = storage.mirror_dir(out_dir, cache_dir)
+    storage.remove_local(staging)  # what an earlier preparation that failed left
+    return staging
+
+
+def publish(staging: Path, url: str) -> None:
+    """Put the prepared folder at ``url``: every file, then meta.json, the mark of finished shards,
+    last (a reader refuses shard files without it as unfinished); then remove the staging folder."""
+    count = storage.upload_tree(staging, url, skip=lambda relative: relative == Path("meta.json"))
+    storage.upload(staging / "meta.json", storage.join(url, "meta.json"))
+    log.info("Put %d files and meta.json to %s", count, url)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def report(meta: dict, out: str, seconds: float) -> None:
     """The summary: each split, the rate (from the first document read to the last shard written),
     and how to train on the result."""
     for split, info in meta["splits"].items():
@@ -359,5 +389,5 @@ def report(meta: dict, out: Path, seconds: float) -> None:
         print(f"wrote {out}")
     print(
         f"train with: electra-pretrain data=shards data.shards={folders} tokenizer=pretrained "
-        f"tokenizer.path={out / 'tokenizer'} data.max_seq_length={meta['max_seq_length']}"
+        f"tokenizer.path={storage.join(out, 'tokenizer')} data.max_seq_length={meta['max_seq_length']}"
     )

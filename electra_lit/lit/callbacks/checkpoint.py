@@ -123,6 +123,7 @@ class RunCheckpoint(ModelCheckpoint):
         self._previous_handlers: dict[int, Any] = {}
         self._save_after_validation = False
         self.stopped_by: str | None = None
+        self.after_save: list[Any] = []  # called on global rank 0 after each save (a remote run folder's put)
 
     # ------------------------------------------------------------ signals
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -195,6 +196,9 @@ class RunCheckpoint(ModelCheckpoint):
         for logger in trainer.loggers:  # rows up to this step reach the disk before the checkpoint
             logger.save()
         super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            for call in self.after_save:
+                call()
 
     def _checks(self, trainer: L.Trainer) -> tuple[bool, bool]:
         """(a signal arrived on any rank, the wall-time interval is over on rank 0): the same on every rank."""
