@@ -205,3 +205,61 @@ def test_a_run_dir_that_cannot_be_used_is_one_line_before_training(s3, tmp_path,
         done.stderr.strip().startswith(f"electra-pretrain: error: run_dir={run_dir}: {cause}")
         and done.stderr.strip().count("\n") == 0
     ), done.stderr
+
+
+@pytest.mark.slow
+def test_the_whole_cloud_workflow_on_s3(s3, tmp_path):
+    """The issue's end to end, every path on the store: prepare shards to s3://, pretrain from them
+    with run_dir on s3://, kill -9, resume on another machine exactly, export to s3://, fine-tune
+    with init_from from s3://."""
+    from test_storage_data import PREPARE
+
+    shards = f"{s3.bucket}/books-64"
+    done = subprocess.run(
+        [sys.executable, "-m", "electra_lit.cli.prepare_data", *PREPARE, f"out_dir={shards}", f"cache_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert fs_of(s3).exists(f"{shards}/meta.json") and fs_of(s3).exists(f"{shards}/tokenizer/tokenizer.json")
+
+    data = ["data=shards", f"data.shards={shards}", "tokenizer=pretrained", f"tokenizer.path={shards}/tokenizer"]
+    common = [*SHORT, *data, "trainer.val_check_interval=4", "trainer.log_every_n_steps=1", "trainer.max_steps=8"]
+    rc, output = run_cli(*common, f"cache_dir={tmp_path / 'straight-cache'}", f"run_dir={tmp_path / 'straight'}")
+    assert rc == 0, output[-3000:]
+
+    url = f"{s3.bucket}/runs/electra"
+    kill_after_save = ["+callbacks.kill._target_=cluster_callbacks.KillAfterSave", "+callbacks.kill.step=4"]
+    rc, output = run_cli(*common, f"cache_dir={tmp_path / 'machine-a'}", f"run_dir={url}", *kill_after_save)
+    assert rc == -signal.SIGKILL and remote_step(s3, f"{url}/checkpoints/last.ckpt") == 4, output[-3000:]
+    rc, output = run_cli(*common, f"cache_dir={tmp_path / 'machine-b'}", f"run_dir={url}")
+    assert rc == 0 and remote_step(s3, f"{url}/checkpoints/last.ckpt") == 8, output[-3000:]
+    fs_of(s3).get_file(f"{url}/metrics.csv", str(tmp_path / "remote-metrics.csv"))
+    assert metric_rows(tmp_path / "remote-metrics.csv") == metric_rows(tmp_path / "straight" / "metrics.csv")
+
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run(
+        [str(bin_dir / "electra-export"), f"{url}/checkpoints/last.ckpt", f"{s3.bucket}/export"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    task = sst2_dir(tmp_path / "sst2", n_train=32, n_dev=16, n_test=0)
+    done = subprocess.run(
+        [
+            str(bin_dir / "electra-finetune"),
+            "task=sst2",
+            f"task.data_dir={task}",
+            f"init_from={s3.bucket}/export/discriminator",
+            f"run_dir={s3.bucket}/finetune/sst2",
+            f"cache_dir={tmp_path / 'machine-c'}",
+            "task.epochs=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(fs_of(s3).cat_file(f"{s3.bucket}/finetune/sst2/results.json"))["task"] == "sst2"
