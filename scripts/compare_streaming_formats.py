@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import os
 import shutil
 import socket
@@ -53,17 +52,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_module
 from torch.utils.data.distributed import DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 import electra_lit  # noqa: F401  registers the config resolvers
 from electra_lit import storage
 from electra_lit.data.pretraining.datamodule import SequenceDataset
-from electra_lit.data.pretraining.prepare import prepare
 from electra_lit.data.pretraining.shards import ShardedSequences
 
-S3_SERVER = Path(__file__).resolve().parents[1] / "tests" / "s3_server.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts are files, not a package
+from bench_remote_shards import prepare_shards, start_moto  # noqa: E402
+
 SEED = 1234
 RESUME_AT = 5  # batches read before the state is saved
 RESUME_CHECK = 5  # batches compared after restoring
@@ -90,31 +89,9 @@ class Rows:
         }
 
 
-def start_moto(stack: ExitStack) -> str:
-    """moto's server (tests/s3_server.py, loaded by path), its variables set here; a new bucket."""
-    spec = importlib.util.spec_from_file_location("s3_server", S3_SERVER)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["s3_server"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    server = stack.enter_context(module.s3_server())
-    os.environ.update(server.env)
-    return server.new_bucket()
-
-
-def prepare_shards(out: Path, cache_dir: Path, seq_len: int, rows_per_shard: int) -> Rows:
-    with initialize_config_module("electra_lit.conf", version_base="1.3"):
-        cfg = compose(
-            "prepare_data",
-            overrides=[
-                f"out_dir={out}",
-                f"cache_dir={cache_dir}",
-                f"data.max_seq_length={seq_len}",
-                f"rows_per_shard={rows_per_shard}",
-                "tokenizer=bert_uncased",
-                "run_dir=unused",
-            ],
-        )
-    prepare(cfg)
+def prepare_rows(out: Path, cache_dir: Path, seq_len: int, rows_per_shard: int) -> Rows:
+    """The built-in corpus prepared as our shards (bench_remote_shards.prepare_shards), and its rows."""
+    prepare_shards(out, cache_dir, seq_len, rows_per_shard)
     stems = sorted(p.name.removesuffix(".input_ids.npy") for p in out.glob("train-*.input_ids.npy"))
     columns = [np.concatenate([np.load(out / f"{s}.{c}.npy") for s in stems]) for c in ("input_ids", "token_type_ids")]
     lengths = np.concatenate([np.load(out / f"{s}.lengths.npy") for s in stems])
@@ -436,7 +413,7 @@ def main() -> None:
     with ExitStack() as stack:
         bucket = start_moto(stack)
         local = tmp / "electra-shards"
-        rows = prepare_shards(local, tmp / "prepare-cache", args.seq_len, args.rows_per_shard)
+        rows = prepare_rows(local, tmp / "prepare-cache", args.seq_len, args.rows_per_shard)
         # the other formats' chunks: about the bytes of one of our shards (its three columns)
         args.chunk_bytes = args.rows_per_shard * args.seq_len * (4 + 1) + args.rows_per_shard * 4
         formats = {"electra": lambda: Ours(local), "litdata": LitData, "mosaic": Mosaic}
