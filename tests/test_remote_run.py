@@ -114,7 +114,10 @@ def metric_rows(path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_on_another_machine_continues_exactly(s3, tmp_path):
+def test_kill_9_then_resume_on_another_machine_continues_exactly(s3, tmp_path, monkeypatch):
+    # each run starts its own W&B service, as on separate machines (not the one this test
+    # process may have started: it would still hold the killed run's id)
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
     common = [*SHORT, "trainer.val_check_interval=4", "trainer.log_every_n_steps=1", "trainer.max_steps=8"]
     rc, output = run_cli(*common, f"cache_dir={tmp_path / 'machine-a'}", f"run_dir={tmp_path / 'straight'}")
     assert rc == 0, output[-3000:]
