@@ -6,6 +6,7 @@ import pytest
 import torch
 from test_objective import VOCAB, FixedGenerator, RecordingDiscriminator, hand_batch, peaked_logits
 
+from electra_lit.lit.modules.metrics import PretrainMetrics
 from electra_lit.models import EncoderConfig, GDESWordEmbedding, build_models, generator_config
 from electra_lit.objectives import AllTokensMLM, MaskedLanguageModeling, ReplacedTokenDetection, ReplaceMLM
 
@@ -38,6 +39,20 @@ def test_electra_15_puts_the_discriminator_loss_on_masked_positions_only():
     # the three used slots: (0, 2) replaced, (0, 4) original, (1, 2) replaced
     bce = [math.log1p(math.exp(-logits[0][2])), math.log1p(math.exp(logits[0][4])), math.log1p(math.exp(-logits[1][2]))]
     torch.testing.assert_close(out.losses["disc_loss"], torch.tensor(sum(bce) / 3))
+    # its metrics judge the same three slots: 2 of 3 replaced, not 2 of the 10 real tokens
+    judged = torch.zeros(2, 6)
+    judged[0, 2] = judged[0, 4] = judged[1, 2] = 1
+    assert torch.equal(out.disc.judged, judged)
+    metrics = PretrainMetrics(vocab_size=VOCAB)(out)
+    torch.testing.assert_close(metrics["replaced_frac"].compute(), torch.tensor(2 / 3))
+    prior = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    torch.testing.assert_close(metrics["disc_gain"].compute(), torch.tensor(1 - sum(bce) / 3 / prior))
+
+
+def test_electra_judges_every_real_token():
+    batch = hand_batch()
+    out = ReplacedTokenDetection()(FixedGenerator(peaked_logits(SAMPLED)), RecordingDiscriminator(), batch)
+    assert torch.equal(out.disc.judged, batch["attention_mask"])
 
 
 def test_mlm_predicts_the_masked_tokens_of_its_own_input():

@@ -95,6 +95,7 @@ def test_finished_runs_are_read_not_run_again(tmp_path, monkeypatch, capsys):
     table = capsys.readouterr().out
     assert "| electra | 400 | 1.5e+12 | 60 | 0.500 | 0.500-0.500 | 0.500 |" in table
     assert "| mlm | 401 | 1.5e+12 | 60 | 0.600 | 0.600-0.600 | 0.600 |" in table
+    assert "electra is beaten by mlm: median -0.100, seed spread 0.000" in table
     assert json.loads((out / "plan.json").read_text())["budget"] == ["budget.flops=1500000000000.0"]
 
 
@@ -118,3 +119,20 @@ def test_unknown_objectives_and_options_are_refused(capsys):
 def test_minutes_become_lightnings_max_time():
     assert compare.max_time(15) == "00:00:15:00"
     assert compare.max_time(90.5) == "00:01:30:30"
+
+
+def test_each_objective_is_judged_against_mlm_by_the_seed_spread():
+    accuracy = {
+        "electra": [0.80, 0.82, 0.81],  # median 0.81, spread 0.02
+        "mlm": [0.70, 0.74, 0.72],  # median 0.72, spread 0.04
+        "electra_15": [0.70, 0.75, 0.73],  # median +0.01: inside the wider spread (0.05)
+        "all_tokens_mlm": [0.60, 0.61, None],  # a failed seed is left out; median 0.605
+        "random_init": [None],  # no score: no line
+    }
+    lines = compare.verdicts(list(accuracy), accuracy)
+    assert lines == [
+        "electra beats mlm: median +0.090, seed spread 0.040",
+        "electra_15 within the seed spread of mlm: median +0.010, seed spread 0.050",
+        "all_tokens_mlm is beaten by mlm: median -0.115, seed spread 0.040",
+    ]
+    assert compare.verdicts(["electra"], {"electra": [0.8]}) == []  # no mlm, no verdicts

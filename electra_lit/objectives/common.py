@@ -30,11 +30,13 @@ class TokenPredictions:
 
 @dataclass
 class Detections:
-    """The discriminator's per-token logits and labels (B, S); ``attention_mask`` marks real tokens."""
+    """The discriminator's per-token logits and labels (B, S); ``judged`` is 1 where its loss judges
+    it (every real token, or only the masked positions for ELECTRA 15%), 0 elsewhere (padding),
+    so that its metrics describe the task it is trained on."""
 
     logits: torch.Tensor
     replaced: torch.Tensor
-    attention_mask: torch.Tensor
+    judged: torch.Tensor
 
 
 @dataclass

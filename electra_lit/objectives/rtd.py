@@ -59,5 +59,5 @@ class ReplacedTokenDetection:
             loss=corruption.gen_loss + self.disc_weight * disc_loss,
             losses={"gen_loss": corruption.gen_loss, "disc_loss": disc_loss},
             gen=corruption.gen,
-            disc=Detections(logits.detach(), corruption.replaced, attention_mask),
+            disc=Detections(logits.detach(), corruption.replaced, weights),
         )

@@ -2,12 +2,13 @@
 
 - ``gen_acc``: the generator's accuracy at the masked positions;
 - ``mlm_acc``: the main model's accuracy, for MLM objectives;
-- the discriminator's, over real tokens, "replaced" being the positive class:
+- the discriminator's, over the tokens its loss judges (every real token; the masked positions
+  only for ELECTRA 15%), "replaced" being the positive class:
   - ``disc_auc``: area under the ROC curve. 0.5 is chance, whatever the share of replacements;
   - ``disc_gain``: 1 - BCE / H(prior), the share of the constant predictor's loss the
     discriminator removes (0 = no better than always answering the replaced share, 1 = perfect);
   - ``disc_precision``, ``disc_recall``, ``disc_f1`` of "replaced" at threshold 0.5;
-  - ``disc_acc`` and ``replaced_frac``, the share of real tokens replaced: 1 - replaced_frac is
+  - ``disc_acc`` and ``replaced_frac``, the share of judged tokens replaced: 1 - replaced_frac is
     the accuracy of always answering "original". With ~85% originals accuracy hides progress
     (a discriminator at AUC 0.77 still flags almost nothing above 0.5), hence AUC and gain.
 """
@@ -97,7 +98,7 @@ class PretrainMetrics(nn.Module):
 
     def _update_detections(self, d: Detections) -> dict[str, Metric]:
         probs = torch.sigmoid(d.logits.float())  # (B, S)
-        target = d.replaced.long().masked_fill(d.attention_mask == 0, IGNORE)  # padding ignored
+        target = d.replaced.long().masked_fill(d.judged == 0, IGNORE)  # padding (and what the loss skips) ignored
         metrics = {
             "disc_auc": self.disc_auc,
             "disc_precision": self.disc_precision,
@@ -107,8 +108,8 @@ class PretrainMetrics(nn.Module):
         }
         for metric in metrics.values():
             metric(probs, target)
-        self.disc_gain(d.logits, d.replaced, d.attention_mask)
-        self.replaced_frac(d.replaced.float(), d.attention_mask.float())
+        self.disc_gain(d.logits, d.replaced, d.judged)
+        self.replaced_frac(d.replaced.float(), d.judged.float())
         return {**metrics, "disc_gain": self.disc_gain, "replaced_frac": self.replaced_frac}
 
     def forward(self, out: PretrainOutput) -> dict[str, Metric]:
