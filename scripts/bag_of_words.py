@@ -61,7 +61,7 @@ def evaluate(splits: dict[str, list[tuple[str, int]]], min_count: int, l2: float
     """Dev accuracy of the bag of words and of the majority class of the training split."""
     train, dev = splits["train"], splits["dev"]
     vocab = vocabulary([p for p, _ in train], min_count, limit)
-    y_train, y_dev = torch.tensor([l for _, l in train]), torch.tensor([l for _, l in dev])
+    y_train, y_dev = torch.tensor([label for _, label in train]), torch.tensor([label for _, label in dev])
     classes = int(max(y_train.max(), y_dev.max())) + 1
     weight, bias = fit(features([p for p, _ in train], vocab, limit), y_train, classes, l2)
     predicted = (features([p for p, _ in dev], vocab, limit) @ weight + bias).argmax(1)
