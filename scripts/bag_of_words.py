@@ -79,7 +79,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--l2", type=float, default=1e-3, help="weight of the squared-weights penalty")
     parser.add_argument("--max-words", type=int, default=None, help="only each passage's first N words")
     args = parser.parse_args(argv)
-    torch.manual_seed(0)
     result = evaluate(build(), args.min_count, args.l2, args.max_words)
     print(
         f"austen_novel dev accuracy: bag of words {result['bag_of_words']:.3f} "

@@ -66,15 +66,14 @@ def test_two_objectives_get_the_reference_budget_and_a_table_and_plot(tmp_path, 
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in lines[2:] if line.startswith("|")}
     assert list(rows) == ["electra", "mlm"]
     assert rows["electra"][:2] == ["6", f"{budget:.3g}"] and rows["mlm"][:2] == [str(mlm_steps), f"{mlm_flops:.3g}"]
-    for name in rows:
-        accuracy = json.loads(RunDir(out / "finetune" / name / "seed1").results.read_text())["metrics"]["accuracy"]
-        assert rows[name][3:] == [f"{accuracy:.3f}", f"{accuracy:.3f}-{accuracy:.3f}", f"{accuracy:.3f} |"]
-    assert "\n".join(lines) in printed
-    # after the table and a blank line, electra's verdict against mlm (one seed each: no spread)
     scores = {
         name: json.loads(RunDir(out / "finetune" / name / "seed1").results.read_text())["metrics"]["accuracy"]
         for name in rows
     }
+    for name, accuracy in scores.items():
+        assert rows[name][3:] == [f"{accuracy:.3f}", f"{accuracy:.3f}-{accuracy:.3f}", f"{accuracy:.3f} |"]
+    assert "\n".join(lines) in printed
+    # after the table and a blank line, electra's verdict against mlm (one seed each: no spread)
     difference = scores["electra"] - scores["mlm"]
     word = "within the seed spread of" if difference == 0 else "beats" if difference > 0 else "is beaten by"
     assert lines[4:] == ["", f"electra {word} mlm: median {difference:+.3f}, seed spread 0.000"]
