@@ -32,24 +32,29 @@ BATCH = 100  # passages encoded at a time
 @torch.no_grad()
 def features(encoder: Encoder, tokenizer, passages: list[str], max_seq_length: int) -> torch.Tensor:
     """(layers + 1, passages, 2 x hidden): after the embeddings and each layer, the mean of the
-    real tokens' vectors beside the [CLS] vector."""
+    real tokens' vectors beside the [CLS] vector. The encoder's own forward runs; hooks keep what
+    its embeddings (projected to the hidden size, where it has a projection) and layers return."""
     tokenizer.enable_truncation(max_seq_length)
     tokenizer.enable_padding()
     encoder.eval()
+    states: list[torch.Tensor] = []  # (batch, seq, hidden) per depth, for the batch at hand
+    first = encoder.embeddings if encoder.embeddings_project is None else encoder.embeddings_project
+    stages = [first, *encoder.layers]
+    hooks = [stage.register_forward_hook(lambda module, inputs, output: states.append(output)) for stage in stages]
     batches = []
-    for start in range(0, len(passages), BATCH):
-        encoded = tokenizer.encode_batch(passages[start : start + BATCH])
-        ids = torch.tensor([e.ids for e in encoded])  # (batch, seq)
-        real = torch.tensor([e.attention_mask for e in encoded])  # (batch, seq), 1 = a real token
-        x = encoder.embeddings(ids, torch.zeros_like(ids))
-        if encoder.embeddings_project is not None:
-            x = encoder.embeddings_project(x)
-        states = [x]
-        for layer in encoder.layers:
-            x = layer(x, real[:, None, None, :].bool())
-            states.append(x)
-        weights = real[..., None].float()  # (batch, seq, 1)
-        batches.append(torch.stack([torch.cat([(h * weights).sum(1) / weights.sum(1), h[:, 0]], 1) for h in states]))
+    try:
+        for start in range(0, len(passages), BATCH):
+            encoded = tokenizer.encode_batch(passages[start : start + BATCH])
+            ids = torch.tensor([e.ids for e in encoded])  # (batch, seq)
+            real = torch.tensor([e.attention_mask for e in encoded])  # (batch, seq), 1 = a real token
+            states.clear()
+            encoder(ids, torch.zeros_like(ids), real)
+            weights = real[..., None].float()  # (batch, seq, 1)
+            pooled = [torch.cat([(h * weights).sum(1) / weights.sum(1), h[:, 0]], 1) for h in states]
+            batches.append(torch.stack(pooled))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return torch.cat(batches, 1)
 
 
@@ -79,20 +84,6 @@ def evaluate(
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", nargs="+", help="init_from paths: .ckpt files or transformers folders")
-    parser.add_argument("--max-seq-length", type=int, default=128, help="tokens per passage (fine-tuning's default)")
-    parser.add_argument("--l2", type=float, default=1e-3, help="weight of the squared-weights penalty")
-    args = parser.parse_args(argv)
-    splits = build()
-    results = {}
-    for checkpoint in args.checkpoints:
-        loaded = load_pretrained_encoder(checkpoint)
-        results[checkpoint] = evaluate(loaded.encoder, loaded.tokenizer, splits, args.max_seq_length, args.l2)
-    print(table(results))
-
-
 def table(results: dict[str, list[tuple[float, float]]]) -> str:
     """Markdown: a row per checkpoint and feature, a column per depth (blank past a shallower encoder's top)."""
     depth = max(len(accuracy) for accuracy in results.values())
@@ -105,6 +96,20 @@ def table(results: dict[str, list[tuple[float, float]]]) -> str:
             cells = [f"{a[column]:.3f}" for a in accuracy] + [""] * (depth - len(accuracy))
             lines.append(f"| {checkpoint} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints", nargs="+", help="init_from paths: .ckpt files or transformers folders")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="tokens per passage (fine-tuning's default)")
+    parser.add_argument("--l2", type=float, default=1e-3, help="weight of the squared-weights penalty")
+    args = parser.parse_args(argv)
+    splits = build()
+    results = {}
+    for checkpoint in args.checkpoints:
+        loaded = load_pretrained_encoder(checkpoint)
+        results[checkpoint] = evaluate(loaded.encoder, loaded.tokenizer, splits, args.max_seq_length, args.l2)
+    print(table(results))
 
 
 if __name__ == "__main__":
